@@ -21,9 +21,11 @@ sys.path.insert(0, HERE)
 
 import golden  # noqa: E402
 
-# chapter number -> module that generates it
+# chapter number -> module that generates it: every reference/chNN_<name>.py is a chapter's generator.
 CHAPTERS = {
-    "01": "ch01_activations",
+    name[2:4]: name[:-3]
+    for name in sorted(os.listdir(HERE))
+    if name.startswith("ch") and name[2:4].isdigit() and name.endswith(".py")
 }
 
 # Regenerated files may differ from the committed ones by float rounding across PyTorch/numpy builds.
