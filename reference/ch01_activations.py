@@ -15,9 +15,9 @@ Run through make_golden.py. Writes into reference/golden/ch01/:
                              logits that overflow or underflow a naive implementation
 
 Derivatives are what autograd returns for y.sum() (that is f'(x) elementwise), with one deliberate
-difference: where x is NaN the course requires a NaN derivative, while PyTorch's relu/leaky_relu backward pass
-the gradient through (they test "x > 0" on the output). Those positions are set to NaN below; the lesson says
-why.
+difference: where x is NaN the course requires a NaN derivative, while PyTorch 1.13's backward passes return a
+number there (relu's backward zeroes the gradient only where "output <= 0", which is false for NaN, so it gives
+1 * dy; leaky_relu's gives slope * dy). Those positions are set to NaN below; the lesson says why.
 """
 import numpy as np
 import torch
