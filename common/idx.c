@@ -190,6 +190,9 @@ int mnist_from_arrays(MnistSplit *out, IdxArray *images, const char *images_sour
         return error_set(err, images_source, "holds %zu images but %s holds %zu labels", images->dims[0],
                          labels_source, labels->dims[0]);
     }
+    if (images->dims[0] == 0) {
+        return error_set(err, images_source, "holds no images");
+    }
     if (images->dims[1] == 0 || images->dims[2] == 0) {
         return error_set(err, images_source, "images of size %zu x %zu", images->dims[1], images->dims[2]);
     }

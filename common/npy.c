@@ -234,7 +234,11 @@ int npy_parse(const unsigned char *bytes, size_t length, const char *source, Npy
     /* Element count and byte size, refusing products that overflow size_t. */
     size_t count = 1;
     for (int i = 0; i < out->ndim; i++) {
-        if (out->shape[i] != 0 && count > SIZE_MAX / out->shape[i]) {
+        if (out->shape[i] == 0) {
+            count = 0; /* an empty array, whatever the other dimensions say */
+            break;
+        }
+        if (count > SIZE_MAX / out->shape[i]) {
             return error_set(err, source, "shape's element count overflows");
         }
         count *= out->shape[i];

@@ -22,6 +22,17 @@
 static const float DEFAULT_INPUTS[] = {-1e4f, -100.0f, -5.0f, -2.0f, -1.0f, -0.5f, 0.0f, 0.5f,
                                        1.0f, 2.0f, 5.0f, 100.0f, 1e4f, INFINITY, -INFINITY, NAN};
 
+/* printf prints a NaN as "nan" or "-nan" depending on its sign bit, which differs between compilers for the same
+ * computation; the table always says "nan". */
+static void print_value(FILE *out, const char *format, float value)
+{
+    if (isnan(value)) {
+        fprintf(out, format[0] == ',' ? ",nan" : " %12s", "nan");
+    } else {
+        fprintf(out, format, (double)value);
+    }
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -153,9 +164,13 @@ int main(int argc, char **argv)
         }
         printf("\n");
         for (size_t i = 0; i < n; i++) {
-            printf("%12.5g", (double)inputs[i]);
+            if (isnan(inputs[i])) {
+                printf("%12s", "nan");
+            } else {
+                printf("%12.5g", (double)inputs[i]);
+            }
             for (int c = 0; c < N_COLUMNS; c++) {
-                printf(" %12.5g", (double)table[i * N_COLUMNS + c]);
+                print_value(stdout, " %12.5g", table[i * N_COLUMNS + c]);
             }
             printf("\n");
         }
@@ -174,9 +189,9 @@ int main(int argc, char **argv)
         }
         fprintf(file.stream, "\n");
         for (size_t i = 0; i < n; i++) {
-            fprintf(file.stream, "%.9g", (double)inputs[i]);
+            fprintf(file.stream, isnan(inputs[i]) ? "nan" : "%.9g", (double)inputs[i]);
             for (int c = 0; c < N_COLUMNS; c++) {
-                fprintf(file.stream, ",%.9g", (double)table[i * N_COLUMNS + c]);
+                print_value(file.stream, ",%.9g", table[i * N_COLUMNS + c]);
             }
             fprintf(file.stream, "\n");
         }

@@ -115,6 +115,7 @@ static int test_npy_roundtrip(const TestContext *ctx)
     free(f);
     /* int32, int64, uint8 of odd shapes, and a 0-d scalar and an empty array */
     int32_t i32[5] = {-1, 0, 1, 2147483647, -2147483647 - 1};
+    float scalar = 3.5f;
     int64_t i64[2] = {INT64_MIN, 1234567890123LL};
     uint8_t u8[6] = {0, 1, 127, 128, 254, 255};
     size_t s5[1] = {5}, s2[2] = {2, 1}, s6[2] = {3, 2}, s0[1] = {0};
@@ -126,11 +127,8 @@ static int test_npy_roundtrip(const TestContext *ctx)
         size_t bytes;
     } cases[] = {
         {NPY_INT32, 1, s5, i32, sizeof i32}, {NPY_INT64, 2, s2, i64, sizeof i64}, {NPY_UINT8, 2, s6, u8, sizeof u8},
-        {NPY_FLOAT32, 0, NULL, f, 0},        {NPY_FLOAT32, 1, s0, i32, 0},
+        {NPY_FLOAT32, 0, NULL, &scalar, sizeof scalar}, {NPY_FLOAT32, 1, s0, i32, 0},
     };
-    float scalar = 3.5f;
-    cases[3].data = &scalar;
-    cases[3].bytes = sizeof scalar;
     for (size_t k = 0; k < COUNT_OF(cases); k++) {
         ok &= check_true(npy_save(path, cases[k].dtype, cases[k].ndim, cases[k].shape, cases[k].data, &err) == 0,
                          "save %s: %s", npy_dtype_name(cases[k].dtype), err.message);
