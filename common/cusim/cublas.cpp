@@ -1,0 +1,121 @@
+/* cublas.cpp — the simulator's cuBLAS (see include/cublas_v2.h): handles, math mode, and SGEMM on the CPU
+ * with cuBLAS's column-major semantics and argument checks. */
+#include "include/cublas_v2.h"
+
+#include <vector>
+
+struct cublasContext {
+    cublasMath_t mode;
+};
+
+cublasStatus_t cublasCreate(cublasHandle_t *handle)
+{
+    if (!handle) {
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    *handle = new cublasContext{CUBLAS_DEFAULT_MATH};
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy(cublasHandle_t handle)
+{
+    if (!handle) {
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    }
+    delete handle;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t handle, cublasMath_t mode)
+{
+    if (!handle) {
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    }
+    handle->mode = mode; /* the CPU GEMM is plain float32 whatever the mode */
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasGetMathMode(cublasHandle_t handle, cublasMath_t *mode)
+{
+    if (!handle) {
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    }
+    *mode = handle->mode;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream)
+{
+    (void)stream;
+    return handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+
+cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+                           int k, const float *alpha, const float *A, int lda, const float *B, int ldb,
+                           const float *beta, float *C, int ldc)
+{
+    if (!handle) {
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    }
+    bool ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;
+    if ((transa != CUBLAS_OP_N && transa != CUBLAS_OP_T && transa != CUBLAS_OP_C) ||
+        (transb != CUBLAS_OP_N && transb != CUBLAS_OP_T && transb != CUBLAS_OP_C)) {
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    /* cuBLAS's checks: sizes non-negative, leading dimensions at least the stored rows (and >= 1). */
+    int rows_a = ta ? k : m, rows_b = tb ? n : k;
+    if (m < 0 || n < 0 || k < 0 || lda < (rows_a > 1 ? rows_a : 1) || ldb < (rows_b > 1 ? rows_b : 1) ||
+        ldc < (m > 1 ? m : 1) || !alpha || !beta) {
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    if (m == 0 || n == 0) {
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    const float a_scale = *alpha, b_scale = *beta;
+    std::vector<float> column(m);
+    for (int j = 0; j < n; j++) {
+        for (int i = 0; i < m; i++) {
+            column[i] = 0.0f;
+        }
+        for (int p = 0; p < k; p++) {
+            float b = tb ? B[j + (size_t)p * ldb] : B[p + (size_t)j * ldb]; /* op(B)[p][j] */
+            if (ta) {
+                for (int i = 0; i < m; i++) {
+                    column[i] += A[p + (size_t)i * lda] * b; /* op(A)[i][p] = A[p][i] */
+                }
+            } else {
+                const float *a = A + (size_t)p * lda;
+                for (int i = 0; i < m; i++) {
+                    column[i] += a[i] * b;
+                }
+            }
+        }
+        float *c = C + (size_t)j * ldc;
+        for (int i = 0; i < m; i++) {
+            /* beta == 0: C is write-only (it may hold NaN or garbage), as cuBLAS specifies. */
+            c[i] = b_scale == 0.0f ? a_scale * column[i] : a_scale * column[i] + b_scale * c[i];
+        }
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+const char *cublasGetStatusName(cublasStatus_t status)
+{
+    switch (status) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    }
+    return "CUBLAS_STATUS_UNKNOWN";
+}
+
+const char *cublasGetStatusString(cublasStatus_t status)
+{
+    return cublasGetStatusName(status);
+}
