@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int file_read_all(const char *path, unsigned char **bytes, size_t *length, CourseError *err)
@@ -61,6 +62,11 @@ int atomic_file_open(AtomicFile *file, const char *path, CourseError *err)
     if (fd < 0) {
         return error_set(err, path, "cannot create a temporary file beside it: %s", strerror(errno));
     }
+    /* mkstemp creates the file readable by its owner only (0600); give it the permissions an ordinary
+     * fopen would (0666 minus the umask), since it is renamed into place as the final file. */
+    mode_t mask = umask(0);
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);
     file->stream = fdopen(fd, "wb");
     if (file->stream == NULL) {
         close(fd);
