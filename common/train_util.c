@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "exercise.h"
 #include "file_util.h"
 #include "timer.h"
 
@@ -290,6 +291,12 @@ void progress_finish(Progress *bar)
 
 int loss_guard(double loss, int epoch, size_t batch, CourseError *err)
 {
+    if (course_todo_count() > 0) {
+        /* A stubbed exercise (student edition) ran: the numbers mean nothing, so stop now rather than train
+         * a whole epoch of garbage. The stub has already printed which exercise it is. */
+        return error_set(err, "training", "stopped at epoch %d, batch %zu: an exercise is not implemented yet "
+                         "(named above)", epoch, batch);
+    }
     if (isfinite(loss)) {
         return 0;
     }

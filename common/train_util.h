@@ -155,8 +155,9 @@ double progress_seconds(const Progress *bar);
 
 /* ---- NaN / inf guard --------------------------------------------------------------------------------- */
 
-/* 0 when loss is finite; otherwise -1 with err: "loss became nan at epoch 1, batch 3: training diverged
- * (try a smaller --lr)". */
+/* 0 when loss is finite and no exercise stub has run; otherwise -1 with err: "loss became nan at epoch 1,
+ * batch 3: training diverged (try a smaller --lr)", or, in a student edition, "stopped at epoch 1, batch 0:
+ * an exercise is not implemented yet". */
 int loss_guard(double loss, int epoch, size_t batch, CourseError *err);
 
 /* ---- Confusion matrix -------------------------------------------------------------------------------- */

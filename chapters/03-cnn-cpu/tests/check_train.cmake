@@ -1,0 +1,28 @@
+# check_train.cmake — trains cnn_train for one epoch on the bundled data and checks the accuracy in its JSON.
+#   cmake -DPROGRAM=<cnn_train> -DWORK_DIR=<dir> -DDATA_DIR=<data> -DMIN_ACCURACY=0.93 -P check_train.cmake
+set(json ${WORK_DIR}/cnn_train_test.json)
+file(REMOVE ${json})
+execute_process(COMMAND ${PROGRAM} --epochs 1 --seed 1 --threads 2 --data ${DATA_DIR} --summary-json ${json}
+                RESULT_VARIABLE status)
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "cnn_train exited with ${status}")
+endif()
+if(NOT EXISTS ${json})
+  message(FATAL_ERROR "cnn_train wrote no summary ${json}")
+endif()
+file(READ ${json} summary)
+string(JSON accuracy GET "${summary}" test_accuracy)
+string(JSON steps GET "${summary}" seconds_per_step)
+message(STATUS "test accuracy after 1 epoch: ${accuracy} (floor ${MIN_ACCURACY}); ${steps} s per step")
+# CMake compares numbers only as integers or versions: compare in units of 0.01 %.
+math(EXPR got "0")
+string(REGEX MATCH "^0[.]([0-9]+)" _ "${accuracy}")
+if(NOT CMAKE_MATCH_1)
+  message(FATAL_ERROR "test_accuracy '${accuracy}' is not a number in [0, 1)")
+endif()
+string(SUBSTRING "${CMAKE_MATCH_1}0000" 0 4 digits)
+string(REGEX MATCH "^0[.]([0-9]+)" _ "${MIN_ACCURACY}")
+string(SUBSTRING "${CMAKE_MATCH_1}0000" 0 4 floor_digits)
+if(digits LESS floor_digits)
+  message(FATAL_ERROR "test accuracy ${accuracy} is below the floor ${MIN_ACCURACY}")
+endif()
