@@ -433,3 +433,71 @@ int json_summary_write(const char *path, const JsonField *fields, size_t n_field
     }
     return atomic_file_commit(&file, err);
 }
+
+/* ---- Training history -------------------------------------------------------------------------------- */
+
+void train_history_init(TrainHistory *history, int epochs)
+{
+    memset(history, 0, sizeof *history);
+    history->epochs = epochs;
+    history->test_accuracy = xcalloc((size_t)epochs, sizeof *history->test_accuracy);
+    history->test_loss = xcalloc((size_t)epochs, sizeof *history->test_loss);
+    history->train_loss = xcalloc((size_t)epochs, sizeof *history->train_loss);
+}
+
+void train_history_free(TrainHistory *history)
+{
+    free(history->test_accuracy);
+    free(history->test_loss);
+    free(history->train_loss);
+    memset(history, 0, sizeof *history);
+}
+
+int train_history_epoch(TrainHistory *history, int epoch, const Progress *bar, double test_loss, size_t correct,
+                        size_t test_count, CourseError *err)
+{
+    double accuracy = test_count > 0 ? (double)correct / (double)test_count : 0.0;
+    history->test_accuracy[epoch - 1] = accuracy;
+    history->test_loss[epoch - 1] = test_loss;
+    history->train_loss[epoch - 1] = progress_mean_loss(bar);
+    printf("epoch %d/%d: train loss %.4f, test loss %.4f, test accuracy %.2f%% (%zu/%zu)\n", epoch, history->epochs,
+           progress_mean_loss(bar), test_loss, 100.0 * accuracy, correct, test_count);
+    fflush(stdout);
+    if (!isfinite(test_loss)) {
+        return error_set(err, "evaluation", "test loss became %s after epoch %d: training diverged (try a smaller --lr)",
+                         isnan(test_loss) ? "nan" : "inf", epoch);
+    }
+    return 0;
+}
+
+static double samples_per_second(const TrainHistory *history)
+{
+    return history->train_seconds > 0 ? (double)history->trained_samples / history->train_seconds : 0.0;
+}
+
+static double seconds_per_step(const TrainHistory *history)
+{
+    return history->steps > 0 ? history->train_seconds / (double)history->steps : 0.0;
+}
+
+void train_history_print_final(const TrainHistory *history, const size_t *confusion, int classes)
+{
+    printf("\n");
+    confusion_matrix_print(stdout, confusion, classes);
+    printf("trained %zu samples in %.2f s (%.0f samples/s, %.1f ms per step)\n", history->trained_samples,
+           history->train_seconds, samples_per_second(history), 1000.0 * seconds_per_step(history));
+}
+
+void train_history_json_fields(const TrainHistory *history, JsonField *fields, size_t *count)
+{
+    size_t last = history->epochs > 0 ? (size_t)history->epochs - 1 : 0;
+    fields[(*count)++] = json_integer("epochs", history->epochs);
+    fields[(*count)++] = json_number("test_accuracy", history->test_accuracy[last]);
+    fields[(*count)++] = json_number("test_loss", history->test_loss[last]);
+    fields[(*count)++] = json_number("train_seconds", history->train_seconds);
+    fields[(*count)++] = json_number("samples_per_second", samples_per_second(history));
+    fields[(*count)++] = json_number("seconds_per_step", seconds_per_step(history));
+    fields[(*count)++] = json_number_array("epoch_test_accuracy", history->test_accuracy, (size_t)history->epochs);
+    fields[(*count)++] = json_number_array("epoch_test_loss", history->test_loss, (size_t)history->epochs);
+    fields[(*count)++] = json_number_array("epoch_train_loss", history->train_loss, (size_t)history->epochs);
+}

@@ -189,4 +189,32 @@ JsonField json_number_array(const char *key, const double *values, size_t length
 /* Write {"key": value, ...} to path atomically. Returns 0, or -1 with err naming the file. */
 int json_summary_write(const char *path, const JsonField *fields, size_t n_fields, CourseError *err);
 
+/* ---- Training history: what every trainer records per epoch and reports at the end --------------------- */
+
+typedef struct TrainHistory {
+    int epochs; /* planned */
+    double *test_accuracy; /* (epochs) fraction correct on the test set after each epoch */
+    double *test_loss; /* (epochs) */
+    double *train_loss; /* (epochs) mean training loss of the epoch */
+    double train_seconds; /* time in training steps only (evaluation excluded) */
+    size_t trained_samples, steps;
+} TrainHistory;
+
+void train_history_init(TrainHistory *history, int epochs);
+void train_history_free(TrainHistory *history);
+
+/* Record epoch `epoch` (1-based) after its evaluation and print "epoch 2/4: train loss ..., test loss ...,
+ * test accuracy 97.10% (9710/10000)". Returns -1 with err when the test loss is not finite. */
+int train_history_epoch(TrainHistory *history, int epoch, const Progress *bar, double test_loss, size_t correct,
+                        size_t test_count, CourseError *err);
+
+/* Print the confusion matrix of the last evaluation and the throughput line. */
+void train_history_print_final(const TrainHistory *history, const size_t *confusion, int classes);
+
+/* The summary fields every trainer writes (test_accuracy, test_loss, epochs, train_seconds,
+ * samples_per_second, seconds_per_step, and the per-epoch arrays), appended to fields[*count]; at most
+ * TRAIN_HISTORY_JSON_FIELDS of them. */
+#define TRAIN_HISTORY_JSON_FIELDS 9
+void train_history_json_fields(const TrainHistory *history, JsonField *fields, size_t *count);
+
 #endif

@@ -74,12 +74,9 @@ int main(int argc, char **argv)
     data_loader_init(&loader, &train, (size_t)batch, true, (uint64_t)seed);
     float *x = xmalloc((size_t)batch * inputs * sizeof *x); /* (batch, inputs) */
     int32_t *labels = xmalloc((size_t)batch * sizeof *labels); /* (batch) */
-    double *epoch_accuracy = xcalloc((size_t)epochs, sizeof *epoch_accuracy);
-    double *epoch_test_loss = xcalloc((size_t)epochs, sizeof *epoch_test_loss);
-    double *epoch_train_loss = xcalloc((size_t)epochs, sizeof *epoch_train_loss);
     size_t confusion[CLASSES * CLASSES]; /* (true, predicted) */
-    double train_seconds = 0.0, test_loss = NAN, accuracy = NAN;
-    size_t trained_samples = 0;
+    TrainHistory history;
+    train_history_init(&history, epochs);
 
     for (int epoch = 1; epoch <= epochs; epoch++) {
         Progress bar;
@@ -96,36 +93,24 @@ int main(int argc, char **argv)
                 return 1; /* the OS frees the buffers */
             }
             progress_update(&bar, n, loss);
-            trained_samples += n;
+            history.trained_samples += n;
+            history.steps++;
         }
-        train_seconds += timer_seconds() - t0;
+        history.train_seconds += timer_seconds() - t0;
         progress_finish(&bar);
 
         size_t correct = 0;
-        test_loss = mlp_evaluate(&net, &test, &correct, confusion);
-        accuracy = test.count > 0 ? (double)correct / (double)test.count : 0.0;
-        epoch_accuracy[epoch - 1] = accuracy;
-        epoch_test_loss[epoch - 1] = test_loss;
-        epoch_train_loss[epoch - 1] = progress_mean_loss(&bar);
-        printf("epoch %d/%d: train loss %.4f, test loss %.4f, test accuracy %.2f%% (%zu/%zu)\n", epoch, epochs,
-               progress_mean_loss(&bar), test_loss, 100.0 * accuracy, correct, test.count);
-        fflush(stdout);
-        if (loss_guard(test_loss, epoch, 0, &err) != 0) {
-            fprintf(stderr, "error: test %s\n", err.message);
-            return 1;
+        double test_loss = mlp_evaluate(&net, &test, &correct, confusion);
+        if (train_history_epoch(&history, epoch, &bar, test_loss, correct, test.count, &err) != 0) {
+            error_exit(&err);
         }
     }
-
-    double samples_per_second = train_seconds > 0 ? (double)trained_samples / train_seconds : 0.0;
-    printf("\n");
-    confusion_matrix_print(stdout, confusion, CLASSES);
-    printf("trained %zu samples in %.2f s (%.0f samples/s)\n", trained_samples, train_seconds, samples_per_second);
+    train_history_print_final(&history, confusion, CLASSES);
 
     if (summary_path != NULL) {
-        JsonField fields[] = {
+        JsonField fields[10 + TRAIN_HISTORY_JSON_FIELDS] = {
             json_string("program", "mlp_train"),
             json_string("data", data_dir),
-            json_integer("epochs", epochs),
             json_integer("batch", batch),
             json_integer("hidden", hidden),
             json_number("lr", lr),
@@ -134,23 +119,16 @@ int main(int argc, char **argv)
             json_integer("seed", seed),
             json_integer("train_samples", (long long)train.count),
             json_integer("test_samples", (long long)test.count),
-            json_number("test_accuracy", accuracy),
-            json_number("test_loss", test_loss),
-            json_number("train_seconds", train_seconds),
-            json_number("samples_per_second", samples_per_second),
-            json_number_array("epoch_test_accuracy", epoch_accuracy, (size_t)epochs),
-            json_number_array("epoch_test_loss", epoch_test_loss, (size_t)epochs),
-            json_number_array("epoch_train_loss", epoch_train_loss, (size_t)epochs),
         };
-        if (json_summary_write(summary_path, fields, COUNT_OF(fields), &err) != 0) {
+        size_t n_fields = 10;
+        train_history_json_fields(&history, fields, &n_fields);
+        if (json_summary_write(summary_path, fields, n_fields, &err) != 0) {
             error_exit(&err);
         }
         printf("summary: %s\n", summary_path);
     }
 
-    free(epoch_accuracy);
-    free(epoch_test_loss);
-    free(epoch_train_loss);
+    train_history_free(&history);
     free(x);
     free(labels);
     data_loader_free(&loader);

@@ -109,12 +109,9 @@ int main(int argc, char **argv)
     data_loader_init(&loader, &train, (size_t)batch, true, (uint64_t)seed);
     float *x = xmalloc((size_t)batch * loader.sample_size * sizeof *x); /* (batch, 1, rows, cols) */
     int32_t *labels = xmalloc((size_t)batch * sizeof *labels); /* (batch) */
-    double *epoch_accuracy = xcalloc((size_t)epochs, sizeof *epoch_accuracy);
-    double *epoch_test_loss = xcalloc((size_t)epochs, sizeof *epoch_test_loss);
-    double *epoch_train_loss = xcalloc((size_t)epochs, sizeof *epoch_train_loss);
     size_t *confusion = xcalloc((size_t)K * K, sizeof *confusion); /* (true, predicted) */
-    double train_seconds = 0.0, test_loss = NAN, accuracy = NAN;
-    size_t trained_samples = 0, steps = 0;
+    TrainHistory history;
+    train_history_init(&history, epochs);
 
     for (int epoch = 1; epoch <= epochs; epoch++) {
         Progress bar;
@@ -134,39 +131,24 @@ int main(int argc, char **argv)
             cnn_backward(&net, labels, (int)n);
             cnn_sgd_step(&net, (float)lr, (float)momentum);
             progress_update(&bar, n, loss);
-            trained_samples += n;
-            steps++;
+            history.trained_samples += n;
+            history.steps++;
         }
-        train_seconds += timer_seconds() - t0;
+        history.train_seconds += timer_seconds() - t0;
         progress_finish(&bar);
 
         size_t correct = 0;
-        test_loss = cnn_evaluate(&net, &test, &correct, confusion);
-        accuracy = test.count > 0 ? (double)correct / (double)test.count : 0.0;
-        epoch_accuracy[epoch - 1] = accuracy;
-        epoch_test_loss[epoch - 1] = test_loss;
-        epoch_train_loss[epoch - 1] = progress_mean_loss(&bar);
-        printf("epoch %d/%d: train loss %.4f, test loss %.4f, test accuracy %.2f%% (%zu/%zu)\n", epoch, epochs,
-               progress_mean_loss(&bar), test_loss, 100.0 * accuracy, correct, test.count);
-        fflush(stdout);
-        if (loss_guard(test_loss, epoch, 0, &err) != 0) {
-            fprintf(stderr, "error: test %s\n", err.message);
-            return 1;
+        double test_loss = cnn_evaluate(&net, &test, &correct, confusion);
+        if (train_history_epoch(&history, epoch, &bar, test_loss, correct, test.count, &err) != 0) {
+            error_exit(&err);
         }
     }
-
-    double samples_per_second = train_seconds > 0 ? (double)trained_samples / train_seconds : 0.0;
-    double seconds_per_step = steps > 0 ? train_seconds / (double)steps : 0.0;
-    printf("\n");
-    confusion_matrix_print(stdout, confusion, K);
-    printf("trained %zu samples in %.2f s (%.0f samples/s, %.1f ms per step)\n", trained_samples, train_seconds,
-           samples_per_second, 1000.0 * seconds_per_step);
+    train_history_print_final(&history, confusion, K);
 
     if (summary_path != NULL) {
-        JsonField fields[] = {
+        JsonField fields[12 + TRAIN_HISTORY_JSON_FIELDS] = {
             json_string("program", "cnn_train"),
             json_string("data", data_dir),
-            json_integer("epochs", epochs),
             json_integer("batch", batch),
             json_integer("padding", padding),
             json_integer("fc1_inputs", (long long)net.features),
@@ -177,24 +159,16 @@ int main(int argc, char **argv)
             json_string("gemm", gemm_backend_name(backend)),
             json_integer("train_samples", (long long)train.count),
             json_integer("test_samples", (long long)test.count),
-            json_number("test_accuracy", accuracy),
-            json_number("test_loss", test_loss),
-            json_number("train_seconds", train_seconds),
-            json_number("samples_per_second", samples_per_second),
-            json_number("seconds_per_step", seconds_per_step),
-            json_number_array("epoch_test_accuracy", epoch_accuracy, (size_t)epochs),
-            json_number_array("epoch_test_loss", epoch_test_loss, (size_t)epochs),
-            json_number_array("epoch_train_loss", epoch_train_loss, (size_t)epochs),
         };
-        if (json_summary_write(summary_path, fields, COUNT_OF(fields), &err) != 0) {
+        size_t n_fields = 12;
+        train_history_json_fields(&history, fields, &n_fields);
+        if (json_summary_write(summary_path, fields, n_fields, &err) != 0) {
             error_exit(&err);
         }
         printf("summary: %s\n", summary_path);
     }
 
-    free(epoch_accuracy);
-    free(epoch_test_loss);
-    free(epoch_train_loss);
+    train_history_free(&history);
     free(confusion);
     free(x);
     free(labels);
