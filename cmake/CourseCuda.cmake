@@ -36,7 +36,21 @@ if(COURSE_NVIDIA_SMI)
   endif()
 endif()
 
-if(COURSE_HAVE_NVCC)
+# GPU variants (the *_gpu targets, built by nvcc) need nvcc, and are left out of sanitizer builds: ASan/UBSan
+# instrument the C libraries they link, and nvcc's link step neither passes -fsanitize nor could the CUDA
+# driver run under ASan's shadow memory anyway. The simulator variants are what the sanitizers check.
+if(COURSE_HAVE_NVCC AND NOT COURSE_SANITIZE)
+  set(COURSE_GPU_VARIANTS ON)
+  set(COURSE_NO_GPU_VARIANT_REASON "")
+elseif(COURSE_HAVE_NVCC)
+  set(COURSE_GPU_VARIANTS OFF)
+  set(COURSE_NO_GPU_VARIANT_REASON "this is a sanitizer build (COURSE_SANITIZE), which builds no GPU variant")
+else()
+  set(COURSE_GPU_VARIANTS OFF)
+  set(COURSE_NO_GPU_VARIANT_REASON "this build has no CUDA compiler (nvcc), so there is no GPU variant")
+endif()
+
+if(COURSE_GPU_VARIANTS)
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
     if(COURSE_HAVE_GPU)
       set(CMAKE_CUDA_ARCHITECTURES native)
@@ -52,14 +66,14 @@ endif()
 
 string(TOUPPER "${COURSE_CUDA_BACKEND}" COURSE_CUDA_BACKEND)
 if(COURSE_CUDA_BACKEND STREQUAL "AUTO")
-  if(COURSE_HAVE_NVCC AND COURSE_HAVE_GPU)
+  if(COURSE_GPU_VARIANTS AND COURSE_HAVE_GPU)
     set(COURSE_CUDA_PROGRAM_BACKEND gpu)
   else()
     set(COURSE_CUDA_PROGRAM_BACKEND sim)
   endif()
 elseif(COURSE_CUDA_BACKEND STREQUAL "GPU")
-  if(NOT COURSE_HAVE_NVCC)
-    message(FATAL_ERROR "COURSE_CUDA_BACKEND=GPU but no CUDA compiler (nvcc) was found")
+  if(NOT COURSE_GPU_VARIANTS)
+    message(FATAL_ERROR "COURSE_CUDA_BACKEND=GPU, but ${COURSE_NO_GPU_VARIANT_REASON}")
   endif()
   set(COURSE_CUDA_PROGRAM_BACKEND gpu)
 elseif(COURSE_CUDA_BACKEND STREQUAL "SIM")
@@ -72,13 +86,13 @@ if(COURSE_CUDA_PROGRAM_BACKEND STREQUAL "gpu")
   message(STATUS "CUDA chapters: programs run on the GPU (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, "
                  "architectures ${CMAKE_CUDA_ARCHITECTURES}); tests run on the GPU (label gpu) and the simulator "
                  "(label sim)")
-elseif(COURSE_HAVE_NVCC)
+elseif(COURSE_GPU_VARIANTS)
   message(STATUS "CUDA chapters: no NVIDIA GPU found - programs run on the CPU simulator (common/cusim). nvcc "
                  "${CMAKE_CUDA_COMPILER_VERSION} still builds the GPU variants (architectures "
                  "${CMAKE_CUDA_ARCHITECTURES}); their tests (label gpu) will skip")
 else()
-  message(STATUS "CUDA chapters: no nvcc - programs and tests run on the CPU simulator (common/cusim); tests "
-                 "labelled gpu will skip")
+  message(STATUS "CUDA chapters: programs and tests run on the CPU simulator (common/cusim): "
+                 "${COURSE_NO_GPU_VARIANT_REASON}; tests labelled gpu will skip")
 endif()
 
 # ThreadSanitizer mode of the simulator: the simulated kernels are compiled with -fsanitize=thread and every
@@ -156,7 +170,7 @@ function(course_cuda_library name)
   add_library(${name}_sim STATIC ${sim_sources})
   target_include_directories(${name}_sim PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
   _course_cuda_setup(${name}_sim sim ${pass} LINK ${A_LINK} CUDA_LINK ${A_CUDA_LINK})
-  if(COURSE_HAVE_NVCC)
+  if(COURSE_GPU_VARIANTS)
     add_library(${name}_gpu STATIC ${A_SOURCES})
     target_include_directories(${name}_gpu PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
     _course_cuda_setup(${name}_gpu gpu ${pass} LINK ${A_LINK} CUDA_LINK ${A_CUDA_LINK})
@@ -172,7 +186,7 @@ function(course_cuda_executable name)
   _course_cusim_sources(sim_sources ${A_SOURCES})
   add_executable(${name}_sim ${sim_sources})
   _course_cuda_setup(${name}_sim sim ${pass} LINK ${A_LINK} CUDA_LINK ${A_CUDA_LINK})
-  if(COURSE_HAVE_NVCC AND NOT A_SIM_ONLY)
+  if(COURSE_GPU_VARIANTS AND NOT A_SIM_ONLY)
     add_executable(${name}_gpu ${A_SOURCES})
     _course_cuda_setup(${name}_gpu gpu ${pass} LINK ${A_LINK} CUDA_LINK ${A_CUDA_LINK})
   endif()
@@ -208,7 +222,7 @@ function(course_cuda_add_test name)
     course_add_test(${name}.gpu COMMAND ${T_TARGET}_gpu ${T_ARGS} LABELS gpu ${T_LABELS} TIMEOUT ${T_TIMEOUT})
   else()
     course_add_test(${name}.gpu
-                    COMMAND course_gpu_unavailable "${name}: this build has no CUDA compiler (nvcc), so there is no GPU variant"
+                    COMMAND course_gpu_unavailable "${name}: ${COURSE_NO_GPU_VARIANT_REASON}"
                     LABELS gpu ${T_LABELS})
   endif()
 endfunction()
