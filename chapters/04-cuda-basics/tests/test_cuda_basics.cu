@@ -19,6 +19,7 @@
 
 #include "cuda_basics.h"
 #include "cuda_check.h"
+#include "cuda_testing.h"
 
 extern "C" {
 #include "activations.h"
@@ -29,32 +30,6 @@ extern "C" {
 }
 
 static const int SIZES[] = {1, 7, 127, 129, 1000};
-
-/* ---- Small helpers: device copies of host arrays ---------------------------------------------------- */
-
-static float *device_copy(const float *host, size_t n)
-{
-    float *d = NULL;
-    CUDA_CHECK(cudaMalloc(&d, (n ? n : 1) * sizeof(float)));
-    CUDA_CHECK(cudaMemcpy(d, host, n * sizeof(float), cudaMemcpyHostToDevice));
-    return d;
-}
-
-/* A device array of n NaNs: what a kernel does not write stays NaN and fails the check. */
-static float *device_nan(size_t n)
-{
-    float *host = nan_filled(n ? n : 1);
-    float *d = device_copy(host, n ? n : 1);
-    free(host);
-    return d;
-}
-
-static float *host_copy(const float *device, size_t n)
-{
-    float *host = (float *)malloc((n ? n : 1) * sizeof(float));
-    CUDA_CHECK(cudaMemcpy(host, device, n * sizeof(float), cudaMemcpyDeviceToHost));
-    return host;
-}
 
 static bool load(const TestContext *ctx, const char *name, NpyArray *out)
 {

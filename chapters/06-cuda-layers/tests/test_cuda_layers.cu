@@ -19,6 +19,7 @@
 
 #include "cuda_basics.h"
 #include "cuda_check.h"
+#include "cuda_testing.h"
 #include "cuda_layers.h"
 #include "philox.h"
 
@@ -37,31 +38,7 @@ extern "C" {
 #define SUM_ATOL 1e-4
 #define SUM_RTOL 1e-4
 
-/* ---- Helpers: device copies, golden files, random inputs --------------------------------------------- */
-
-template <typename T> static T *device_copy(const T *host, size_t n)
-{
-    T *d = NULL;
-    CUDA_CHECK(cudaMalloc(&d, (n ? n : 1) * sizeof(T)));
-    CUDA_CHECK(cudaMemcpy(d, host, n * sizeof(T), cudaMemcpyHostToDevice));
-    return d;
-}
-
-/* A device array of n NaNs: what a kernel does not write stays NaN and fails the check. */
-static float *device_nan(size_t n)
-{
-    float *host = nan_filled(n ? n : 1);
-    float *d = device_copy(host, n ? n : 1);
-    free(host);
-    return d;
-}
-
-template <typename T> static T *host_copy(const T *device, size_t n)
-{
-    T *host = (T *)malloc((n ? n : 1) * sizeof(T));
-    CUDA_CHECK(cudaMemcpy(host, device, n * sizeof(T), cudaMemcpyDeviceToHost));
-    return host;
-}
+/* ---- Helpers: golden files, random inputs (device copies: common/cuda_testing.h) -------------------- */
 
 /* A device int32/uint8 buffer filled with a pattern that no kernel writes (0x5A bytes). */
 template <typename T> static T *device_garbage(size_t n)
