@@ -22,6 +22,7 @@
 #include "idx.h"
 #include "npy.h"
 #include "rng.h"
+#include "safetensors.h"
 #include "testing.h"
 #include "timer.h"
 
@@ -525,6 +526,173 @@ static int test_atomic_write(const TestContext *ctx)
     return ok ? TEST_PASS : TEST_FAIL;
 }
 
+/* ---- safetensors ----------------------------------------------------------------------------------------- */
+
+/* Write two tensors (one of odd shape, one scalar-like) with metadata, read them back bit for bit. */
+static int test_safetensors_roundtrip(const TestContext *ctx)
+{
+    (void)ctx;
+    bool ok = true;
+    float a[3 * 5 * 7], b[1] = {-0.0f};
+    Rng rng;
+    rng_seed(&rng, 7, 1);
+    for (size_t i = 0; i < COUNT_OF(a); ++i) {
+        a[i] = rng_uniform(&rng) * 2.0f - 1.0f;
+    }
+    a[4] = NAN; /* a NaN survives a round trip as bits */
+    char path[512];
+    temp_path(path, sizeof path, "round.safetensors");
+    SafetensorsTensorView views[2] = {{"layer.weight", 3, {3, 5, 7}, a}, {"layer.bias", 1, {1}, b}};
+    SafetensorsMeta meta[2] = {{"epoch", "3"}, {"note", "quote \" backslash \\ tab \t done"}};
+    CourseError err = {{0}};
+    if (safetensors_write_f32(path, views, 2, meta, 2, &err) != 0) {
+        printf("FAIL write: %s\n", err.message);
+        return TEST_FAIL;
+    }
+    SafetensorsFile f;
+    if (safetensors_read(path, &f, &err) != 0) {
+        printf("FAIL read: %s\n", err.message);
+        return TEST_FAIL;
+    }
+    const SafetensorsEntry *ea = safetensors_find(&f, "layer.weight");
+    const SafetensorsEntry *eb = safetensors_find(&f, "layer.bias");
+    ok &= check_true(ea != NULL && eb != NULL && f.n_tensors == 2, "both tensors found");
+    if (ea != NULL && eb != NULL) {
+        ok &= check_true(ea->ndim == 3 && ea->shape[0] == 3 && ea->shape[1] == 5 && ea->shape[2] == 7 &&
+                             strcmp(ea->dtype, "F32") == 0 && ea->begin == 0,
+                         "layer.weight is F32 (3, 5, 7) at offset 0");
+        float got[3 * 5 * 7], got_b[1];
+        safetensors_copy_f32(&f, ea, got);
+        safetensors_copy_f32(&f, eb, got_b);
+        ok &= check_true(memcmp(got, a, sizeof a) == 0 && memcmp(got_b, b, sizeof b) == 0,
+                         "the data comes back bit for bit (NaN and -0 included)");
+    }
+    const char *epoch = safetensors_meta(&f, "epoch");
+    const char *note = safetensors_meta(&f, "note");
+    ok &= check_true(epoch != NULL && strcmp(epoch, "3") == 0, "metadata epoch = 3");
+    ok &= check_true(note != NULL && strcmp(note, meta[1].value) == 0, "escaped metadata comes back");
+    ok &= check_true(safetensors_meta(&f, "data_crc32") != NULL, "the writer adds data_crc32");
+    safetensors_free(&f);
+    /* The data section starts 8-byte aligned (as the reference implementation writes it). */
+    unsigned char *bytes;
+    size_t length;
+    if (file_read_all(path, &bytes, &length, &err) == 0) {
+        uint64_t header = 0;
+        for (int i = 7; i >= 0; --i) {
+            header = (header << 8) | bytes[i];
+        }
+        ok &= check_true((8 + header) % 8 == 0 && length == 8 + header + sizeof a + sizeof b,
+                         "header padded to 8 bytes, data right after it");
+        free(bytes);
+    }
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
+/* A safetensors file from a header text and `data_bytes` bytes of data (0x3F each). */
+static size_t make_safetensors(unsigned char *out, const char *header, size_t data_bytes)
+{
+    const size_t n = strlen(header);
+    for (int i = 0; i < 8; ++i) {
+        out[i] = (unsigned char)((uint64_t)n >> (8 * i));
+    }
+    memcpy(out + 8, header, n);
+    memset(out + 8 + n, 0x3F, data_bytes);
+    return 8 + n + data_bytes;
+}
+
+static bool expect_safetensors_error(const char *name, const unsigned char *bytes, size_t n, const char *keyword)
+{
+    char path[512];
+    temp_path(path, sizeof path, name);
+    write_bytes(path, bytes, n);
+    SafetensorsFile f;
+    CourseError err = {{0}};
+    if (safetensors_read(path, &f, &err) == 0) {
+        safetensors_free(&f);
+        return check_true(false, "%s: safetensors_read accepted a bad file ('%s' expected)", name, keyword);
+    }
+    printf("refused as expected: %s\n", err.message);
+    return check_true(strstr(err.message, path) != NULL && strstr(err.message, keyword) != NULL,
+                      "%s: message should name the file and say '%s', got: %s", name, keyword, err.message);
+}
+
+static int test_safetensors_bad_files(const TestContext *ctx)
+{
+    (void)ctx;
+    bool ok = true;
+    unsigned char buf[1024];
+    const char *good = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]}}";
+    size_t n = make_safetensors(buf, good, 24);
+    {
+        char path[512];
+        temp_path(path, sizeof path, "good.safetensors");
+        write_bytes(path, buf, n);
+        SafetensorsFile f;
+        CourseError err = {{0}};
+        ok &= check_true(safetensors_read(path, &f, &err) == 0, "a minimal valid file is accepted (%s)", err.message);
+        safetensors_free(&f);
+    }
+    ok &= expect_safetensors_error("short.safetensors", buf, 5, "shorter than");
+    ok &= expect_safetensors_error("truncated.safetensors", buf, n - 4, "truncated");
+    ok &= expect_safetensors_error("header_cut.safetensors", buf, 30, "truncated");
+    n = make_safetensors(buf, good, 28);
+    ok &= expect_safetensors_error("trailing.safetensors", buf, n, "after the last tensor");
+    struct {
+        const char *name, *header;
+        size_t data; /* bytes of data after the header */
+        const char *keyword;
+    } cases[] = {
+        {"not_json.safetensors", "hello", 0, "JSON"},
+        {"not_object.safetensors", "[1,2]", 0, "JSON"},
+        {"unterminated.safetensors", "{\"w\":{\"dtype\":\"F32", 0, "JSON"},
+        {"bad_dtype.safetensors", "{\"w\":{\"dtype\":\"F31\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "dtype"},
+        {"size_mismatch.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", 20,
+         "do not hold"},
+        {"negative.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, "integer"},
+        {"fraction.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4, "fraction"},
+        {"huge_shape.safetensors",
+         "{\"w\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,16],\"data_offsets\":[0,4]}}", 4, "too large"},
+        {"no_offsets.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4, "data_offsets"},
+        {"gap.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "without gaps"},
+        {"overlap.safetensors",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+         12, "overlaps"},
+        {"duplicate.safetensors",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+         8, "twice"},
+        {"meta_number.safetensors", "{\"__metadata__\":{\"epoch\":3}}", 0, "must be a string"},
+        {"bad_crc.safetensors",
+         "{\"__metadata__\":{\"data_crc32\":\"00000000\"},\"w\":{\"dtype\":\"F32\",\"shape\":[1],"
+         "\"data_offsets\":[0,4]}}",
+         4, "CRC-32"},
+        {"extra_key.safetensors", "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}}", 4,
+         "unexpected"},
+        {"trailing_text.safetensors", "{} x", 0, "after the header"},
+    };
+    for (size_t i = 0; i < COUNT_OF(cases); ++i) {
+        n = make_safetensors(buf, cases[i].header, cases[i].data);
+        ok &= expect_safetensors_error(cases[i].name, buf, n, cases[i].keyword);
+    }
+    /* A real file with one flipped data bit fails its CRC. */
+    float w[6] = {1, 2, 3, 4, 5, 6};
+    char path[512];
+    temp_path(path, sizeof path, "flip.safetensors");
+    SafetensorsTensorView view = {"w", 2, {2, 3}, w};
+    CourseError err = {{0}};
+    unsigned char *bytes;
+    size_t length;
+    if (safetensors_write_f32(path, &view, 1, NULL, 0, &err) != 0 || file_read_all(path, &bytes, &length, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    bytes[length - 5] ^= 0x10;
+    ok &= expect_safetensors_error("flip.safetensors", bytes, length, "CRC-32");
+    free(bytes);
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
 static const TestCase CASES[] = {
     {"npy.roundtrip", test_npy_roundtrip},
     {"npy.numpy_written", test_npy_numpy_written},
@@ -536,6 +704,8 @@ static const TestCase CASES[] = {
     {"rng.properties", test_rng},
     {"timer.monotonic", test_timer},
     {"file.atomic_write", test_atomic_write},
+    {"safetensors.roundtrip", test_safetensors_roundtrip},
+    {"safetensors.bad_files", test_safetensors_bad_files},
 };
 
 int main(int argc, char **argv)

@@ -20,6 +20,7 @@
 #include "check.h"
 #include "cnn.h"
 #include "cnn_layers.h"
+#include "cnn_parity.h"
 #include "conv.h"
 #include "gemm.h"
 #include "gradcheck.h"
@@ -933,103 +934,37 @@ static int test_net_shapes(const TestContext *ctx)
     return ok ? TEST_PASS : TEST_FAIL;
 }
 
-static const char *const PARAM_FILES[CNN_TENSORS] = {"conv1_w", "conv1_b", "conv2_w", "conv2_b",
-                                                     "fc1_w", "fc1_b", "fc2_w", "fc2_b"};
-
-/* Load "<prefix>_<stage>_<param>" into the network's tensor (shapes must match). */
-static bool load_weights(const TestContext *ctx, Cnn *net, const char *prefix, const char *stage, float **copy_out)
-{
-    for (int t = 0; t < CNN_TENSORS; ++t) {
-        char name[128];
-        snprintf(name, sizeof name, "%s_%s_%s", prefix, stage, PARAM_FILES[t]);
-        NpyArray a;
-        if (!load_f32(ctx, name, &a)) {
-            return false;
-        }
-        CnnTensor *tensor = &net->tensors[t];
-        if (a.count != tensor->count) {
-            printf("FAIL %s has %zu values, the network's %s has %zu\n", name, a.count, tensor->name, tensor->count);
-            npy_free(&a);
-            return false;
-        }
-        if (copy_out != NULL) {
-            copy_out[t] = xmalloc(a.count * sizeof(float));
-            memcpy(copy_out[t], a.data, a.count * sizeof(float));
-        } else {
-            memcpy(tensor->value, a.data, a.count * sizeof(float));
-        }
-        npy_free(&a);
-    }
-    return true;
-}
-
 /* Five SGD steps of the parity network from PyTorch's initial weights, with PyTorch's dropout masks: the loss
- * of every step and every weight afterwards must match. */
+ * of every step and every weight afterwards must match (cnn_parity.h, shared with chapter 07's GPU test). */
 static int run_parity(const TestContext *ctx, int padding)
 {
-    char prefix[32];
-    snprintf(prefix, sizeof prefix, "net_p%d", padding);
-    CnnConfig config = cnn_default_config(padding);
-    config.conv1_channels = 8;
-    config.conv2_channels = 16;
-    config.hidden = 32;
-    const int batch = 8, steps = 5;
     bool ok = true;
     for (int backend = GEMM_OWN; backend <= GEMM_OPENBLAS; ++backend) {
         set_threads(2);
         Cnn net;
         CourseError err;
-        if (cnn_create(&net, config, batch, (GemmBackend)backend, &err) != 0) {
+        if (cnn_create(&net, cnn_parity_config(padding), CNN_PARITY_BATCH, (GemmBackend)backend, &err) != 0) {
             printf("FAIL %s\n", err.message);
             return TEST_FAIL;
         }
-        float *final[CNN_TENSORS] = {0};
-        NpyArray images = {0}, labels = {0}, mask1 = {0}, mask2 = {0}, losses = {0};
-        char name[96];
-        bool loaded = load_weights(ctx, &net, prefix, "init", NULL) && load_weights(ctx, &net, prefix, "final", final);
-        snprintf(name, sizeof name, "%s_images", prefix);
-        loaded = loaded && load_f32(ctx, name, &images);
-        snprintf(name, sizeof name, "%s_labels", prefix);
-        loaded = loaded && load_as(ctx, name, NPY_INT32, &labels);
-        snprintf(name, sizeof name, "%s_mask1", prefix);
-        loaded = loaded && load_as(ctx, name, NPY_UINT8, &mask1);
-        snprintf(name, sizeof name, "%s_mask2", prefix);
-        loaded = loaded && load_as(ctx, name, NPY_UINT8, &mask2);
-        snprintf(name, sizeof name, "%s_losses", prefix);
-        loaded = loaded && load_f32(ctx, name, &losses);
-        if (!loaded || mask1.count != (size_t)steps * batch * net.features ||
-            mask2.count != (size_t)steps * batch * config.hidden) {
-            printf("FAIL %s: golden files missing or of the wrong size\n", prefix);
+        CnnParity parity;
+        if (!cnn_parity_load(ctx->golden_dir, padding, &net, &parity)) {
+            cnn_destroy(&net);
             return TEST_FAIL;
         }
-        float got_losses[5];
-        for (int step = 0; step < steps; ++step) {
-            memcpy(net.mask1, (const uint8_t *)mask1.data + (size_t)step * batch * net.features, (size_t)batch * net.features);
-            memcpy(net.mask2, (const uint8_t *)mask2.data + (size_t)step * batch * config.hidden, (size_t)batch * config.hidden);
-            const float *x = (const float *)images.data + (size_t)step * batch * 28 * 28;
-            const int32_t *y = (const int32_t *)labels.data + (size_t)step * batch;
-            got_losses[step] = cnn_forward_loss(&net, x, y, batch, true);
-            cnn_backward(&net, y, batch);
-            cnn_sgd_step(&net, 0.01f, 0.9f);
+        float losses[CNN_PARITY_STEPS];
+        for (int step = 0; step < CNN_PARITY_STEPS; ++step) {
+            memcpy(net.mask1, cnn_parity_mask1(&parity, step), (size_t)CNN_PARITY_BATCH * net.features);
+            memcpy(net.mask2, cnn_parity_mask2(&parity, step), (size_t)CNN_PARITY_BATCH * net.config.hidden);
+            const int32_t *labels = cnn_parity_labels(&parity, step);
+            losses[step] = cnn_forward_loss(&net, cnn_parity_images(&parity, step), labels, CNN_PARITY_BATCH, true);
+            cnn_backward(&net, labels, CNN_PARITY_BATCH);
+            cnn_sgd_step(&net, CNN_PARITY_LR, CNN_PARITY_MOMENTUM);
         }
-        char label[128];
-        snprintf(label, sizeof label, "losses of 5 steps, padding %d [%s GEMM]", padding, gemm_backend_name(backend));
-        /* a loss ~2.3 from sums of float32 products: 1e-5 relative */
-        ok &= check_close(label, got_losses, losses.data, (size_t)steps, NULL, 1, 1e-5, 1e-5);
-        for (int t = 0; t < CNN_TENSORS; ++t) {
-            snprintf(label, sizeof label, "%s after 5 steps, padding %d [%s GEMM]", net.tensors[t].name, padding,
-                     gemm_backend_name(backend));
-            /* weights ~0.1 that moved by ~1e-3..1e-2: 2e-6 absolute catches a wrong gradient (an error of a
-             * few percent in any gradient moves a weight by ~1e-5) while allowing float rounding. */
-            ok &= check_close(label, net.tensors[t].value, final[t], net.tensors[t].count, net.tensors[t].shape,
-                              net.tensors[t].ndim, 2e-6, 1e-5);
-            free(final[t]);
-        }
-        npy_free(&images);
-        npy_free(&labels);
-        npy_free(&mask1);
-        npy_free(&mask2);
-        npy_free(&losses);
+        char what[64];
+        snprintf(what, sizeof what, "CPU, %s GEMM", gemm_backend_name(backend));
+        ok &= cnn_parity_check(&parity, what, losses, &net);
+        cnn_parity_free(&parity);
         cnn_destroy(&net);
     }
     return ok ? TEST_PASS : TEST_FAIL;

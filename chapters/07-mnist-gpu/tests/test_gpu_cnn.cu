@@ -1,0 +1,184 @@
+/* test_gpu_cnn.cu — Chapter 07's tests of the GPU network (gpu_cnn.h), in the simulator and on a GPU.
+ *
+ *   build/bin/test_gpu_cnn_sim --list
+ *   build/bin/test_gpu_cnn_sim parity.p0 --golden reference/golden
+ *
+ * (ctest -L ch07 runs every case in three thread orders, and on the GPU where there is one.)
+ *   parity.p0 / .p1       five SGD steps from PyTorch's initial weights with PyTorch's batches and dropout
+ *                         masks (reference/golden/ch03/net_p*): every loss and every weight afterwards matches
+ *                         PyTorch, for cuBLAS and for the direct-convolution kernels;
+ *   cpu_equals_gpu        the trainer's real step (batch gathered from the device copy of the data set in the
+ *                         epoch's shuffled order, Philox dropout drawn on the device, losses fetched back in
+ *                         windows) against chapter 03's CPU network fed by the CPU loader with the same
+ *                         Philox masks: same losses, weights and evaluation, up to float rounding. The
+ *                         training set has 29 images, so the last batch of the epoch is partial.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime.h>
+
+#include "cuda_check.h"
+#include "gpu_cnn.h"
+
+extern "C" {
+#include "check.h"
+#include "cnn_parity.h"
+#include "testing.h"
+#include "train_util.h"
+}
+
+static int run_parity(const TestContext *ctx, int padding)
+{
+    bool ok = true;
+    const GpuCnnKernels variants[] = {GPU_CNN_CUBLAS, GPU_CNN_DIRECT};
+    for (GpuCnnKernels kernels : variants) {
+        Cnn net;
+        CourseError err;
+        if (cnn_create(&net, cnn_parity_config(padding), CNN_PARITY_BATCH, GEMM_OPENBLAS, &err) != 0) {
+            printf("FAIL %s\n", err.message);
+            return TEST_FAIL;
+        }
+        CnnParity parity;
+        if (!cnn_parity_load(ctx->golden_dir, padding, &net, &parity)) {
+            cnn_destroy(&net);
+            return TEST_FAIL;
+        }
+        GpuCnn *g = gpu_cnn_create(&net, CNN_PARITY_BATCH, kernels, &err);
+        if (g == NULL) {
+            printf("FAIL %s\n", err.message);
+            return TEST_FAIL;
+        }
+        /* A one-image data set: gpu_cnn_train_step_given needs the loss array that uploading allocates. */
+        uint8_t pixel_bytes[28 * 28] = {0}, label_byte = 0;
+        MnistSplit tiny = {1, 28, 28, pixel_bytes, &label_byte};
+        gpu_cnn_upload_data(g, &tiny, &tiny);
+        gpu_cnn_set_parameters(g, &net);
+        float losses[CNN_PARITY_STEPS];
+        for (int step = 0; step < CNN_PARITY_STEPS; ++step) {
+            losses[step] = gpu_cnn_train_step_given(g, cnn_parity_images(&parity, step),
+                                                    cnn_parity_labels(&parity, step), cnn_parity_mask1(&parity, step),
+                                                    cnn_parity_mask2(&parity, step), CNN_PARITY_BATCH, CNN_PARITY_LR,
+                                                    CNN_PARITY_MOMENTUM);
+        }
+        gpu_cnn_get_parameters(g, &net);
+        char what[64];
+        snprintf(what, sizeof what, "GPU, %s kernels", gpu_cnn_kernels_name(kernels));
+        ok &= cnn_parity_check(&parity, what, losses, &net);
+        gpu_cnn_destroy(g);
+        cnn_parity_free(&parity);
+        cnn_destroy(&net);
+    }
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
+static int test_parity_p0(const TestContext *ctx) { return run_parity(ctx, 0); }
+static int test_parity_p1(const TestContext *ctx) { return run_parity(ctx, 1); }
+
+/* The first `count` images of a split (a view: the arrays stay the split's). */
+static MnistSplit first_images(const MnistSplit *split, size_t count)
+{
+    MnistSplit view = *split;
+    view.count = count < split->count ? count : split->count;
+    return view;
+}
+
+static int test_cpu_equals_gpu(const TestContext *ctx)
+{
+    MnistSplit train_full, test_full;
+    CourseError err;
+    if (train_load_mnist(ctx->data_dir, &train_full, &test_full, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    const MnistSplit train = first_images(&train_full, 29), test = first_images(&test_full, 37);
+    const int batch = 8;
+    const uint64_t seed = 11;
+    const float lr = 0.05f, momentum = 0.9f; /* a larger step than usual, so that the weights move visibly */
+    Cnn cpu, gpu_weights;
+    const CnnConfig config = cnn_parity_config(1); /* the narrow network, padding 1 */
+    if (cnn_create(&cpu, config, batch, GEMM_OPENBLAS, &err) != 0 ||
+        cnn_create(&gpu_weights, config, batch, GEMM_OPENBLAS, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    cnn_init(&cpu, seed);
+    GpuCnn *g = gpu_cnn_create(&cpu, batch, GPU_CNN_CUBLAS, &err);
+    gpu_cnn_upload_data(g, &train, &test);
+    gpu_cnn_set_parameters(g, &cpu);
+
+    /* Two epochs of 4 steps (8 + 8 + 8 + 5 images), as mnist_train runs them. */
+    DataLoader loader;
+    data_loader_init(&loader, &train, (size_t)batch, true, seed);
+    float *x = (float *)xmalloc((size_t)batch * loader.sample_size * sizeof *x); /* (batch, 1, 28, 28) */
+    int32_t *labels = (int32_t *)xmalloc((size_t)batch * sizeof *labels); /* (batch) */
+    float cpu_losses[8], gpu_losses[8];
+    uint64_t step = 0;
+    for (int epoch = 0; epoch < 2; ++epoch) {
+        data_loader_start_epoch(&loader);
+        gpu_cnn_set_order(g, loader.order, train.count);
+        size_t slot = 0, first = 0, n;
+        while ((n = data_loader_next(&loader, x, labels)) > 0) {
+            gpu_cnn_train_step(g, first, (int)n, seed, step, slot, lr, momentum);
+            gpu_cnn_philox_masks(&cpu, (int)n, seed, step);
+            cpu_losses[step] = cnn_forward_loss(&cpu, x, labels, (int)n, true);
+            cnn_backward(&cpu, labels, (int)n);
+            cnn_sgd_step(&cpu, lr, momentum);
+            first += n;
+            ++slot;
+            ++step;
+        }
+        /* The losses of the epoch's 4 steps, fetched as two windows (two tickets in flight), as the trainer. */
+        gpu_cnn_losses_fetch(g, 0, 2, 0);
+        gpu_cnn_losses_fetch(g, 2, 2, 1);
+        const float *window = gpu_cnn_losses_wait(g, 0);
+        gpu_losses[4 * epoch + 0] = window[0];
+        gpu_losses[4 * epoch + 1] = window[1];
+        window = gpu_cnn_losses_wait(g, 1);
+        gpu_losses[4 * epoch + 2] = window[2];
+        gpu_losses[4 * epoch + 3] = window[3];
+    }
+    bool ok = check_true(step == 8, "8 steps in 2 epochs of 29 images at batch 8 (got %llu)", (unsigned long long)step);
+    /* Same inputs, masks and weights; the GPU's sums run in another order: float rounding only. */
+    ok &= check_close("losses of 8 steps, GPU vs CPU", gpu_losses, cpu_losses, 8, NULL, 1, 1e-5, 1e-5);
+    gpu_cnn_get_parameters(g, &gpu_weights);
+    for (int t = 0; t < CNN_TENSORS; ++t) {
+        char label[96];
+        snprintf(label, sizeof label, "%s after 8 steps, GPU vs CPU", cpu.tensors[t].name);
+        ok &= check_close(label, gpu_weights.tensors[t].value, cpu.tensors[t].value, cpu.tensors[t].count,
+                          cpu.tensors[t].shape, cpu.tensors[t].ndim, 2e-6, 1e-5);
+        snprintf(label, sizeof label, "momentum of %s, GPU vs CPU", cpu.tensors[t].name);
+        ok &= check_close(label, gpu_weights.tensors[t].velocity, cpu.tensors[t].velocity, cpu.tensors[t].count,
+                          cpu.tensors[t].shape, cpu.tensors[t].ndim, 2e-5, 1e-4);
+    }
+    size_t cpu_correct, gpu_correct;
+    size_t cpu_confusion[100], gpu_confusion[100];
+    const double cpu_loss = cnn_evaluate(&cpu, &test, &cpu_correct, cpu_confusion);
+    const double gpu_loss = gpu_cnn_evaluate(g, &gpu_correct, gpu_confusion);
+    ok &= check_true(fabs(cpu_loss - gpu_loss) <= 1e-5 * fabs(cpu_loss) + 1e-6,
+                     "test loss on 37 images: GPU %.8f, CPU %.8f", gpu_loss, cpu_loss);
+    ok &= check_true(cpu_correct == gpu_correct && memcmp(cpu_confusion, gpu_confusion, sizeof cpu_confusion) == 0,
+                     "same predictions: GPU %zu/37 correct, CPU %zu/37, same confusion matrix", gpu_correct,
+                     cpu_correct);
+    free(x);
+    free(labels);
+    data_loader_free(&loader);
+    gpu_cnn_destroy(g);
+    cnn_destroy(&cpu);
+    cnn_destroy(&gpu_weights);
+    mnist_free(&train_full);
+    mnist_free(&test_full);
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
+int main(int argc, char **argv)
+{
+    static const TestCase cases[] = {
+        {"parity.p0", test_parity_p0},
+        {"parity.p1", test_parity_p1},
+        {"cpu_equals_gpu", test_cpu_equals_gpu},
+    };
+    return test_main(argc, argv, cases, COUNT_OF(cases));
+}
