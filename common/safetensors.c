@@ -543,7 +543,9 @@ int safetensors_parse(const unsigned char *bytes, size_t length, const char *sou
     }
     /* The data section: every byte belongs to exactly one tensor (no overlaps, no gaps, nothing after). */
     out->data_size = length - 8 - (size_t)header_length;
-    qsort(out->tensors, out->n_tensors, sizeof *out->tensors, compare_begin);
+    if (out->n_tensors > 1) { /* qsort(NULL, 0, ...) is undefined behaviour: the fuzzer found it */
+        qsort(out->tensors, out->n_tensors, sizeof *out->tensors, compare_begin);
+    }
     size_t expected = 0;
     for (size_t i = 0; i < out->n_tensors; ++i) {
         const SafetensorsEntry *e = &out->tensors[i];

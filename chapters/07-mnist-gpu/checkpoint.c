@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "safetensors.h"
+#include "train_util.h" /* DATA_LOADER_STREAM */
 
 /* Metadata values are strings; each gets a slot in a fixed table so that the pointers stay valid. */
 enum { META_SLOTS = 48, META_VALUE = 32 };
@@ -74,6 +75,7 @@ int checkpoint_save(const char *path, const Cnn *net, const TrainState *state, C
     meta_add(&m, "lr", "%.17g", state->lr);
     meta_add(&m, "momentum", "%.17g", state->momentum);
     meta_add(&m, "train_count", "%zu", state->train_count);
+    meta_add(&m, "test_samples", "%zu", state->test_count);
     meta_add(&m, "device", "%s", state->device);
     meta_add(&m, "train_seconds", "%.17g", state->train_seconds);
     meta_add(&m, "trained_samples", "%zu", state->trained_samples);
@@ -258,14 +260,28 @@ static int read_state(const SafetensorsFile *f, const char *path, TrainState *s,
         get_u64(f, path, "batch", &batch, err) || get_u64(f, path, "train_count", &train_count, err) ||
         get_u64(f, path, "epoch_samples", &epoch_samples, err) ||
         get_u64(f, path, "trained_samples", &trained_samples, err) ||
-        parse_u64(path, "loader_rng_state", need(f, path, "loader_rng_state", err), 16, &s->loader_rng.state, err) ||
-        parse_u64(path, "loader_rng_increment", need(f, path, "loader_rng_increment", err), 16,
-                  &s->loader_rng.increment, err) ||
         get_double(f, path, "epoch_loss_sum", &s->epoch_loss_sum, err) || get_double(f, path, "lr", &s->lr, err) ||
         get_double(f, path, "momentum", &s->momentum, err) ||
         get_double(f, path, "train_seconds", &s->train_seconds, err)) {
         return -1;
     }
+    /* The shuffling generator: required once the run has started; a run that has not may leave it out. */
+    const bool fresh = epoch == 0 && step_in_epoch == 0;
+    if (safetensors_meta(f, "loader_rng_state") != NULL || !fresh) {
+        if (parse_u64(path, "loader_rng_state", need(f, path, "loader_rng_state", err), 16, &s->loader_rng.state,
+                      err) ||
+            parse_u64(path, "loader_rng_increment", need(f, path, "loader_rng_increment", err), 16,
+                      &s->loader_rng.increment, err)) {
+            return -1;
+        }
+    } else if (seed <= INT32_MAX) {
+        rng_seed(&s->loader_rng, seed, DATA_LOADER_STREAM);
+    }
+    uint64_t test_count = 0;
+    if (safetensors_meta(f, "test_samples") != NULL && get_u64(f, path, "test_samples", &test_count, err) != 0) {
+        return -1;
+    }
+    s->test_count = (size_t)test_count;
     if (epoch > CHECKPOINT_MAX_EPOCHS || seed > INT32_MAX || batch < 1 || batch > INT32_MAX ||
         (s->loader_rng.increment & 1) == 0 || step_in_epoch * batch > train_count) {
         return error_set(err, path,

@@ -42,6 +42,7 @@ typedef struct TrainState {
     int seed, batch;
     double lr, momentum;
     size_t train_count; /* training samples per epoch (after --train-limit) */
+    size_t test_count; /* test images each evaluation used (after --test-limit): test_accuracy is over these */
     char device[8]; /* "cpu" or "cuda": informational, both draw the same dropout masks */
     char data[512]; /* the data folder: informational */
 
@@ -57,7 +58,10 @@ int checkpoint_save(const char *path, const Cnn *net, const TrainState *state, C
 
 /* Read path into net (whose configuration must match the file's: architecture, image size) and state.
  * Refuses, with err naming the file and the difference, a checkpoint of another architecture, another
- * format, or a damaged file (safetensors.h's checks, including the CRC of the data); net is then untouched. */
+ * format, or a damaged file (safetensors.h's checks, including the CRC of the data); net is then untouched.
+ * A checkpoint of a run that has not started (epoch 0, step 0, e.g. initial weights written by PyTorch
+ * through load_checkpoint.py --write-test-checkpoint) may leave out the shuffling generator's state: the run
+ * then seeds it from the seed, as a fresh run does. */
 int checkpoint_load(const char *path, Cnn *net, TrainState *state, CourseError *err);
 
 #endif

@@ -143,6 +143,7 @@ bool gpu_cnn_device_available(char *name, size_t name_size, char *why, size_t wh
 __global__ void gather_normalize_kernel(const uint8_t *images, const int32_t *all_labels, const uint32_t *order,
                                         size_t first, int n, int pixels, float *x, int32_t *labels)
 {
+    /* BEGIN EXERCISE ch07.gather_normalize: for each i < n*pixels (grid-stride): b = i / pixels, p = i % pixels; sample = order ? order[first + b] : first + b; x[i] = (images[sample*pixels + p] / 255.0f - MNIST_MEAN) / MNIST_STD; the thread with p == 0 also writes labels[b] = all_labels[sample] (about 10 lines) */
     const size_t total = (size_t)n * pixels;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)blockDim.x * gridDim.x) {
         const size_t b = i / pixels, p = i % pixels;
@@ -152,6 +153,7 @@ __global__ void gather_normalize_kernel(const uint8_t *images, const int32_t *al
             labels[b] = all_labels[sample];
         }
     }
+    /* END EXERCISE */
 }
 
 /* Evaluation: for each row of logits (n, classes), the cross-entropy loss against its label and the
@@ -160,6 +162,7 @@ __global__ void gather_normalize_kernel(const uint8_t *images, const int32_t *al
 __global__ void score_rows_kernel(const float *logits, const int32_t *labels, int n, int classes, size_t first,
                                   float *loss, int32_t *predicted)
 {
+    /* BEGIN EXERCISE ch07.score_rows: one thread per row r < n of logits (n, classes): best = the first index of the largest logit; loss = max + log(sum_k exp(z_k - max)) - z[label] (NaN for a label outside [0, classes)); write loss[first + r] and predicted[first + r] (about 20 lines) */
     const int row = blockIdx.x * blockDim.x + threadIdx.x;
     if (row >= n) {
         return;
@@ -180,6 +183,7 @@ __global__ void score_rows_kernel(const float *logits, const int32_t *labels, in
     const int label = labels[row];
     loss[first + row] = (label >= 0 && label < classes) ? max + logf(sum) - z[label] : NAN;
     predicted[first + row] = best;
+    /* END EXERCISE */
 }
 
 /* ---- Creation ------------------------------------------------------------------------------------------- */

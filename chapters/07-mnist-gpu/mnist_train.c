@@ -416,6 +416,7 @@ static void resume(Run *r, int argc, char **argv)
     st->lr = r->opt.lr;
     st->momentum = r->opt.momentum;
     st->train_count = r->train.count;
+    st->test_count = r->test.count;
     if (st->step_in_epoch > 0) {
         printf("resumed: %s: in epoch %d after %zu of its steps (global step %llu, trained on %s)\n", r->opt.resume,
                st->epoch + 1, st->step_in_epoch, (unsigned long long)st->global_step, st->device);
@@ -472,8 +473,7 @@ int main(int argc, char **argv)
     if (strcmp(o->device, "auto") == 0) {
         run.cuda = have_gpu;
         if (!have_gpu) {
-            printf("device: cpu (%s; --device cuda would run on %s)\n", why,
-                   gpu_cnn_is_simulator() ? "the simulator, slowly" : "no device");
+            printf("device: cpu (%s%s)\n", why, gpu_cnn_is_simulator() ? "; --device cuda runs the simulator, slowly" : "");
         }
     } else if (strcmp(o->device, "cuda") == 0) {
         if (!have_gpu && !gpu_cnn_is_simulator()) {
@@ -540,6 +540,7 @@ int main(int argc, char **argv)
         st->lr = o->lr;
         st->momentum = o->momentum;
         st->train_count = run.train.count;
+        st->test_count = run.test.count;
     }
     snprintf(st->device, sizeof st->device, "%s", run.cuda ? "cuda" : "cpu");
     snprintf(st->data, sizeof st->data, "%s", o->data);

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# run_fuzz.sh — fuzz the course's two file readers (npy, IDX) for a bounded time; this is what CI runs.
+# run_fuzz.sh — fuzz the course's file readers (npy, IDX, safetensors) for a bounded time; this is what CI runs.
 #
 #   tests/fuzz/run_fuzz.sh SECONDS [BUILD_DIR]
 #
 #   tests/fuzz/run_fuzz.sh 60                  # CI: the `fuzz` preset (build-fuzz/), 60 s per target
 #   tests/fuzz/run_fuzz.sh 10 build-my-fuzz    # another build folder (configured here with clang, COURSE_FUZZ=ON)
 #
-# Configures and builds the libFuzzer targets fuzz_npy and fuzz_idx, then runs each for SECONDS seconds,
-# starting from a temporary copy of its committed seed corpus (tests/fuzz/corpus/<reader>/): libFuzzer adds
+# Configures and builds the libFuzzer targets fuzz_npy, fuzz_idx and fuzz_safetensors, then runs each for
+# SECONDS seconds, starting from a temporary copy of its committed seed corpus (tests/fuzz/corpus/<reader>/): libFuzzer adds
 # every input that reaches new code to the folder it is given, and those must never land in the repository.
 # Exits 0 when no target found anything. Otherwise exits 1 and prints the path of each reproducer (crash-*,
 # leak-*, timeout-*, oom-*); they are kept in BUILD_DIR/fuzz-artifacts/<reader>/ with the full log beside
@@ -36,7 +36,7 @@ else
     build=$repo/build-fuzz
     (cd "$repo" && cmake --preset fuzz)
 fi
-cmake --build "$build" -j "$jobs" --target fuzz_npy fuzz_idx
+cmake --build "$build" -j "$jobs" --target fuzz_npy fuzz_idx fuzz_safetensors
 
 # The temporary corpora live here and are removed however the script ends.
 work=$(mktemp -d "${TMPDIR:-/tmp}/course-fuzz.XXXXXX")
@@ -46,7 +46,7 @@ trap 'rm -rf "$work"' EXIT
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
 failed=0
-for reader in npy idx; do
+for reader in npy idx safetensors; do
     exe=$build/bin/fuzz_$reader
     artifacts=$build/fuzz-artifacts/$reader
     log=$build/fuzz-artifacts/$reader.log
@@ -85,4 +85,4 @@ if [[ $failed -ne 0 ]]; then
     echo "run_fuzz.sh: a fuzz target failed; reproducers are listed above" >&2
     exit 1
 fi
-echo "run_fuzz.sh: both targets ran $seconds s each without a finding"
+echo "run_fuzz.sh: every target ran $seconds s each without a finding"
