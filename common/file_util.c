@@ -2,6 +2,8 @@
 #include "file_util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -92,6 +94,15 @@ int atomic_file_commit(AtomicFile *file, CourseError *err)
         unlink(file->temp_path);
         return error_set(err, file->final_path, "cannot rename the temporary file into place: %s",
                          strerror(saved_errno));
+    }
+    /* The rename is a change to the folder: fsync the folder too, so that after a power cut the new file (not
+     * the old one) is what the folder holds. Best effort: some file systems refuse to open a folder. */
+    char folder[sizeof file->final_path];
+    snprintf(folder, sizeof folder, "%s", file->final_path);
+    const int dir = open(dirname(folder), O_RDONLY | O_DIRECTORY);
+    if (dir >= 0) {
+        (void)fsync(dir);
+        close(dir);
     }
     return 0;
 }

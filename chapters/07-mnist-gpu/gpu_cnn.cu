@@ -1,7 +1,7 @@
 /* gpu_cnn.cu — Chapter 07: the CNN's training step and evaluation on the GPU (see gpu_cnn.h).
  *
  * Built twice like every .cu of the course: by nvcc for a real GPU, and for the CPU simulator (common/cusim),
- * where chapter 07's tests run it. The layers are chapter 06's; this file adds the three kernels a whole
+ * where chapter 07's tests run it. The layers are chapter 06's; this file adds the two kernels a whole
  * trainer needs besides them (gather the batch, score the test set) and the bookkeeping that keeps the
  * host from ever waiting inside a step.
  */

@@ -4,7 +4,7 @@
  *   build/bin/mnist_train                                  # GPU if there is one, else CPU; bundled data/
  *   build/bin/mnist_train --device cuda --data data/mnist-full --epochs 2     # after data/fetch_mnist.sh
  *   build/bin/mnist_train --save run.safetensors --log run.csv                 # checkpoint every epoch, CSV log
- *   build/bin/mnist_train --resume run.safetensors --epochs 8                  # continue that run to epoch 8
+ *   build/bin/mnist_train --resume run.safetensors --save run.safetensors --epochs 8   # on to epoch 8
  *   build/bin/mnist_train --help
  *
  *   /usr/bin/python3 chapters/07-mnist-gpu/load_checkpoint.py run.safetensors  # its accuracy, in PyTorch
@@ -22,7 +22,7 @@
  * Checkpoints (--save FILE): written at the end of every epoch and, with --save-every N, every N steps, always
  * atomically (temp file + rename): killing the trainer at any moment leaves the previous checkpoint or the new
  * one. --resume FILE restores weights, momentum, the position in the epoch and the random streams, so the
- * resumed run computes what the uninterrupted run would have (tests/test_ch07_resume.sh checks it, SIGKILL
+ * resumed run computes what the uninterrupted run would have (tests/test_resume.sh checks it, SIGKILL
  * included). Hyperparameters default to the checkpoint's; a flag given explicitly overrides them (with a note).
  */
 #include <math.h>
@@ -410,6 +410,11 @@ static void resume(Run *r, int argc, char **argv)
         }
         printf("note: the checkpoint was trained on %zu samples per epoch (%s); this run has %zu\n", st->train_count,
                st->data, r->train.count);
+    }
+    if (st->epoch == 0 && st->step_in_epoch == 0) {
+        /* A run that has not started (e.g. PyTorch's initial weights): its first shuffle follows the seed in
+         * use, as a fresh run's does, even when --seed overrides the checkpoint's. */
+        rng_seed(&st->loader_rng, (uint64_t)r->opt.seed, DATA_LOADER_STREAM);
     }
     st->seed = r->opt.seed;
     st->batch = r->opt.batch;
