@@ -35,6 +35,9 @@ foreach(dir IN LISTS chapter_dirs)
   if(IS_DIRECTORY ${dir})
     list(APPEND includes -I${dir})
   endif()
+  if(IS_DIRECTORY ${dir}/tests) # test helpers shared between chapters (chapter 03's cnn_parity.h)
+    list(APPEND includes -I${dir}/tests)
+  endif()
 endforeach()
 
 file(GLOB_RECURSE sources RELATIVE ${SOURCE_DIR} ${SOURCE_DIR}/chapters/*.cu ${SOURCE_DIR}/common/*.cu
