@@ -1,10 +1,18 @@
 /* cnn.c — Chapter 03: the CNN of cnn.h wired from the chapter's layers (conv.h, cnn_layers.h), chapter 01's
  * ReLU and chapter 02's softmax cross-entropy and SGD step.
+ *
+ * Most layers run on the whole batch, one call each. conv2 and the layers around it (pooling, ReLU, dropout 1)
+ * run image by image inside one OpenMP loop instead, so that each image's 147 KB of conv2 output goes from one
+ * layer to the next while it is still in the core's cache (README.md, section 8).
  */
 #include "cnn.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "activations.h"
 #include "cnn_layers.h"
@@ -101,7 +109,6 @@ int cnn_create(Cnn *net, CnnConfig config, int max_batch, GemmBackend backend, C
     net->a1 = xcalloc(conv1_size, sizeof(float));
     net->r1 = xcalloc(conv1_size, sizeof(float));
     net->a2 = xcalloc(conv2_size, sizeof(float));
-    net->r2 = xcalloc(conv2_size, sizeof(float));
     net->pooled = xcalloc(B * F, sizeof(float));
     net->argmax = xcalloc(B * F, sizeof(int32_t));
     net->dropped1 = xcalloc(B * F, sizeof(float));
@@ -123,7 +130,7 @@ int cnn_create(Cnn *net, CnnConfig config, int max_batch, GemmBackend backend, C
 
 void cnn_destroy(Cnn *net)
 {
-    float *buffers[] = {net->parameters, net->gradients, net->velocity, net->a1, net->r1, net->a2, net->r2,
+    float *buffers[] = {net->parameters, net->gradients, net->velocity, net->a1, net->r1, net->a2,
                         net->pooled, net->dropped1, net->fc1_out, net->hidden_act, net->dropped2, net->logits,
                         net->probs, net->d_logits, net->d_hidden, net->d_features, net->d_conv2, net->d_conv1};
     for (size_t i = 0; i < sizeof buffers / sizeof buffers[0]; ++i) {
@@ -150,6 +157,24 @@ void cnn_init(Cnn *net, uint64_t seed)
     rng_seed(&net->dropout_rng, seed, CNN_DROPOUT_STREAM);
 }
 
+static int max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 /* Element-wise layers over millions of values (conv2's output is 64*64*24*24 = 2.4 M floats at batch 64),
  * spread over the OpenMP threads in chunks: each chunk is an ordinary call of the layer function. ReLU is
  * chapter 01's, in the vectorisable form of cnn_layers.h. */
@@ -166,43 +191,21 @@ static void relu_forward_parallel(const float *x, float *y, size_t n)
     }
 }
 
-static void dropout_forward_parallel(const float *x, const uint8_t *mask, float p, float *y, size_t n)
-{
-    const long chunks = (long)((n + ELEMENTWISE_CHUNK - 1) / ELEMENTWISE_CHUNK);
-#pragma omp parallel for schedule(static)
-    for (long i = 0; i < chunks; ++i) {
-        const size_t begin = (size_t)i * ELEMENTWISE_CHUNK;
-        const size_t length = n - begin < ELEMENTWISE_CHUNK ? n - begin : ELEMENTWISE_CHUNK;
-        dropout_forward(x + begin, mask + begin, p, y + begin, length);
-    }
-}
-
-static void dropout_backward_parallel(const float *dy, const uint8_t *mask, float p, float *dx, size_t n)
-{
-    const long chunks = (long)((n + ELEMENTWISE_CHUNK - 1) / ELEMENTWISE_CHUNK);
-#pragma omp parallel for schedule(static)
-    for (long i = 0; i < chunks; ++i) {
-        const size_t begin = (size_t)i * ELEMENTWISE_CHUNK;
-        const size_t length = n - begin < ELEMENTWISE_CHUNK ? n - begin : ELEMENTWISE_CHUNK;
-        dropout_backward(dy + begin, mask + begin, p, dx + begin, length);
-    }
-}
-
-static void relu_backward_parallel(const float *x, const float *dy, float *dx, size_t n)
-{
-    const long chunks = (long)((n + ELEMENTWISE_CHUNK - 1) / ELEMENTWISE_CHUNK);
-#pragma omp parallel for schedule(static)
-    for (long i = 0; i < chunks; ++i) {
-        const size_t begin = (size_t)i * ELEMENTWISE_CHUNK;
-        const size_t length = n - begin < ELEMENTWISE_CHUNK ? n - begin : ELEMENTWISE_CHUNK;
-        relu_backward_vectorized(x + begin, dy + begin, dx + begin, length);
-    }
-}
-
 void cnn_draw_dropout_masks(Cnn *net, int batch)
 {
-    dropout_make_mask(&net->dropout_rng, net->config.dropout1, net->mask1, (size_t)batch * net->features);
-    dropout_make_mask(&net->dropout_rng, net->config.dropout2, net->mask2, (size_t)batch * net->config.hidden);
+    /* 600,000 random numbers per batch, drawn image by image in parallel: one 64-bit seed per batch from the
+     * network's dropout stream, then image b's masks from its own generator rng_seed(seed, b) (rng.h: same seed,
+     * different streams, independent sequences). The masks depend only on the seed and b, never on which
+     * thread drew them, so training stays reproducible. */
+    const uint64_t seed = ((uint64_t)rng_u32(&net->dropout_rng) << 32) | rng_u32(&net->dropout_rng);
+    const size_t F = net->features, H = (size_t)net->config.hidden;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < batch; ++b) {
+        Rng rng;
+        rng_seed(&rng, seed, (uint64_t)b);
+        dropout_make_mask(&rng, net->config.dropout1, net->mask1 + (size_t)b * F, F);
+        dropout_make_mask(&rng, net->config.dropout2, net->mask2 + (size_t)b * H, H);
+    }
 }
 
 float *cnn_forward(Cnn *net, const float *x, int batch, bool training)
@@ -217,24 +220,38 @@ float *cnn_forward(Cnn *net, const float *x, int batch, bool training)
 
 void cnn_forward_layers(Cnn *net, int batch)
 {
-    /* BEGIN EXERCISE ch03.cnn_forward_layers: from net->x, chain conv1, relu, conv2, relu, maxpool, dropout 1 (training only), fc1, relu, dropout 2 (training only), fc2, keeping every activation in net for the backward pass (about 35 lines) */
+    /* BEGIN EXERCISE ch03.cnn_forward_layers: from net->x, chain conv1, relu (whole batch); then per image (OpenMP loop, a cols buffer per thread): conv2, maxpool, relu in place on pooled (it commutes with maxpool), dropout 1 (training only); then fc1, relu, dropout 2 (training only), fc2, keeping every activation in net for the backward pass (about 45 lines) */
     const CnnConfig *cfg = &net->config;
     const size_t B = (size_t)batch;
     const size_t conv1_size = B * cfg->conv1_channels * net->h1 * net->w1;
-    const size_t conv2_size = B * cfg->conv2_channels * net->h2 * net->w2;
     const bool training = net->training;
     const CnnTensor *t = net->tensors;
     conv2d_forward_im2col(&net->conv1, net->x, t[CNN_CONV1_W].value, t[CNN_CONV1_B].value, net->a1, net->backend);
     relu_forward_parallel(net->a1, net->r1, conv1_size);
-    conv2d_forward_im2col(&net->conv2, net->r1, t[CNN_CONV2_W].value, t[CNN_CONV2_B].value, net->a2, net->backend);
-    relu_forward_parallel(net->a2, net->r2, conv2_size);
-    maxpool2_forward(net->r2, net->pooled, net->argmax, batch, cfg->conv2_channels, net->h2, net->w2);
-    /* Flatten: pooled (B, C2, H3, W3) is already (B, F) in memory. */
-    const float *features = net->pooled;
-    if (training) {
-        dropout_forward_parallel(net->pooled, net->mask1, cfg->dropout1, net->dropped1, B * net->features);
-        features = net->dropped1;
+    /* conv2, relu, maxpool and dropout 1, image by image: each image's conv2 output (C2*H2*W2 floats, 147 KB)
+     * is pooled while it is still in this core's cache, instead of being read back from memory after the whole
+     * batch. relu then maxpool is computed as maxpool then relu: the two commute (the largest of four relus is
+     * the relu of the largest), and the relu then touches a quarter of the values (README.md, section 8).
+     * (maxpool2_forward's own OpenMP loop runs on one thread here: a parallel region started inside another
+     * gets a team of one, unless nested parallelism is switched on.) */
+    const size_t F = net->features; /* pooled values per image; flatten: pooled (B, C2, H3, W3) is (B, F) */
+    const size_t a2_image = (size_t)cfg->conv2_channels * net->h2 * net->w2, r1_image = conv1_size / B;
+    const size_t cols_size = conv2d_cols_size(&net->conv2);
+    float *cols_all = xmalloc((size_t)max_threads() * cols_size * sizeof *cols_all); /* one per thread */
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < batch; ++n) {
+        float *a2 = net->a2 + (size_t)n * a2_image; /* (C2, H2, W2) */
+        float *pooled = net->pooled + (size_t)n * F; /* (C2, H3, W3) */
+        conv2d_forward_im2col_image(&net->conv2, net->r1 + (size_t)n * r1_image, t[CNN_CONV2_W].value,
+                                    t[CNN_CONV2_B].value, a2, cols_all + (size_t)thread_id() * cols_size, net->backend);
+        maxpool2_forward(a2, pooled, net->argmax + (size_t)n * F, 1, cfg->conv2_channels, net->h2, net->w2);
+        relu_forward_vectorized(pooled, pooled, F);
+        if (training) {
+            dropout_forward(pooled, net->mask1 + (size_t)n * F, cfg->dropout1, net->dropped1 + (size_t)n * F, F);
+        }
     }
+    free(cols_all);
+    const float *features = training ? net->dropped1 : net->pooled; /* (B, F) */
     linear_forward_gemm(features, t[CNN_FC1_W].value, t[CNN_FC1_B].value, net->fc1_out, batch, (int)net->features,
                         cfg->hidden, net->backend);
     relu_forward(net->fc1_out, net->hidden_act, B * cfg->hidden);
@@ -257,11 +274,10 @@ float cnn_forward_loss(Cnn *net, const float *x, const int32_t *labels, int batc
 
 void cnn_backward(Cnn *net, const int32_t *labels, int batch)
 {
-    /* BEGIN EXERCISE ch03.cnn_backward: walk cnn_forward backwards: softmax-CE, fc2, dropout 2, relu, fc1, dropout 1, maxpool, relu, conv2, relu, conv1 (no input gradient), filling every tensor's grad (about 40 lines) */
+    /* BEGIN EXERCISE ch03.cnn_backward: walk cnn_forward backwards: softmax-CE, fc2, dropout 2, relu, fc1 (whole batch); then per image (OpenMP loop, cols/dcols and a conv2 weight-gradient copy per thread): dropout 1, relu (x = pooled), maxpool, conv2, relu 1; sum the copies; conv2's bias; conv1 (no input gradient), filling every tensor's grad (about 65 lines) */
     const CnnConfig *cfg = &net->config;
     const size_t B = (size_t)batch;
     const size_t conv1_size = B * cfg->conv1_channels * net->h1 * net->w1;
-    const size_t conv2_size = B * cfg->conv2_channels * net->h2 * net->w2;
     const CnnTensor *t = net->tensors;
     const float *features = net->training ? net->dropped1 : net->pooled;
     const float *hidden = net->training ? net->dropped2 : net->hidden_act;
@@ -276,14 +292,44 @@ void cnn_backward(Cnn *net, const int32_t *labels, int batch)
     relu_backward(net->fc1_out, net->d_hidden, net->d_hidden, B * cfg->hidden);
     linear_backward_gemm(features, t[CNN_FC1_W].value, net->d_hidden, net->d_features, t[CNN_FC1_W].grad,
                          t[CNN_FC1_B].grad, batch, (int)net->features, cfg->hidden, net->backend);
-    if (net->training) {
-        dropout_backward_parallel(net->d_features, net->mask1, cfg->dropout1, net->d_features, B * net->features);
+    /* Dropout 1, relu, maxpool, conv2 and relu 1 backwards, image by image (as in the forward: each image's
+     * gradients stay in cache from one layer to the next). The forward ran maxpool before relu, so relu's
+     * backward comes first, on the pooled values: relu'(relu(v)) = relu'(v), so pooled serves as relu's input.
+     * Every image adds to all of conv2's weight gradient: each thread sums into its own copy, and the copies
+     * are added in thread order after the loop (no locks; the same result for the same thread count). */
+    const size_t F = net->features, d2_image = (size_t)cfg->conv2_channels * net->h2 * net->w2;
+    const size_t d1_image = conv1_size / B, cols_size = conv2d_cols_size(&net->conv2);
+    const size_t dw_size = t[CNN_CONV2_W].count;
+    const int threads = max_threads();
+    float *scratch = xmalloc((size_t)threads * 2 * cols_size * sizeof *scratch); /* (threads, cols + dcols) */
+    float *dw_partial = xcalloc((size_t)threads * dw_size, sizeof *dw_partial); /* (threads, C2, C1*3*3) */
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < batch; ++n) {
+        const int tid = thread_id();
+        float *d_pooled = net->d_features + (size_t)n * F; /* (C2, H3, W3), in place */
+        float *d_conv2 = net->d_conv2 + (size_t)n * d2_image; /* (C2, H2, W2) */
+        float *d_conv1 = net->d_conv1 + (size_t)n * d1_image; /* (C1, H1, W1) */
+        float *cols = scratch + (size_t)tid * 2 * cols_size;
+        if (net->training) {
+            dropout_backward(d_pooled, net->mask1 + (size_t)n * F, cfg->dropout1, d_pooled, F);
+        }
+        relu_backward_vectorized(net->pooled + (size_t)n * F, d_pooled, d_pooled, F);
+        maxpool2_backward(d_pooled, net->argmax + (size_t)n * F, d_conv2, 1, cfg->conv2_channels, net->h2, net->w2);
+        conv2d_backward_im2col_image(&net->conv2, net->r1 + (size_t)n * d1_image, t[CNN_CONV2_W].value, d_conv2,
+                                     d_conv1, dw_partial + (size_t)tid * dw_size, cols, cols + cols_size,
+                                     net->backend);
+        relu_backward_vectorized(net->a1 + (size_t)n * d1_image, d_conv1, d_conv1, d1_image);
     }
-    maxpool2_backward(net->d_features, net->argmax, net->d_conv2, batch, cfg->conv2_channels, net->h2, net->w2);
-    relu_backward_parallel(net->a2, net->d_conv2, net->d_conv2, conv2_size);
-    conv2d_backward_im2col(&net->conv2, net->r1, t[CNN_CONV2_W].value, net->d_conv2, net->d_conv1,
-                           t[CNN_CONV2_W].grad, t[CNN_CONV2_B].grad, net->backend);
-    relu_backward_parallel(net->a1, net->d_conv1, net->d_conv1, conv1_size);
+    for (size_t i = 0; i < dw_size; ++i) {
+        float sum = 0.0f;
+        for (int k = 0; k < threads; ++k) {
+            sum += dw_partial[(size_t)k * dw_size + i];
+        }
+        t[CNN_CONV2_W].grad[i] = sum;
+    }
+    free(scratch);
+    free(dw_partial);
+    conv2d_backward_bias(&net->conv2, net->d_conv2, t[CNN_CONV2_B].grad);
     conv2d_backward_im2col(&net->conv1, net->x, t[CNN_CONV1_W].value, net->d_conv1, NULL, t[CNN_CONV1_W].grad,
                            t[CNN_CONV1_B].grad, net->backend);
     /* END EXERCISE */

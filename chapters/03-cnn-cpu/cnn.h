@@ -4,8 +4,8 @@
  *   -> conv1 3x3 (1 -> C1, padding P)  -> a1 (B, C1, H1, W1)   H1 = 28 + 2P - 2
  *   -> relu                            -> r1
  *   -> conv2 3x3 (C1 -> C2, padding P) -> a2 (B, C2, H2, W2)   H2 = H1 + 2P - 2
- *   -> relu                            -> r2
- *   -> maxpool 2x2                     -> pooled (B, C2, H3, W3)   H3 = H2 / 2
+ *   -> relu, maxpool 2x2               -> pooled (B, C2, H3, W3)   H3 = H2 / 2
+ *      (computed as maxpool, then relu in place on pooled: the two commute, and the relu touches 4x fewer values)
  *   -> dropout 0.25, flatten           -> features (B, F)     F = C2 * H3 * W3
  *   -> fc1 (F -> hidden), relu         -> hidden (B, hidden)
  *   -> dropout 0.5
@@ -88,9 +88,9 @@ typedef struct Cnn {
     /* Activations of the last forward pass (max_batch rows), kept for the backward pass. */
     const float *x; /* (B, 1, 28, 28) not owned */
     float *a1, *r1; /* (B, C1, H1, W1) conv1 output, after relu */
-    float *a2, *r2; /* (B, C2, H2, W2) */
-    float *pooled; /* (B, C2, H3, W3) */
-    int32_t *argmax; /* (B, C2, H3, W3) pooling's winners */
+    float *a2; /* (B, C2, H2, W2) conv2 output (its relu is applied after pooling, to pooled) */
+    float *pooled; /* (B, C2, H3, W3) relu(maxpool(a2)) */
+    int32_t *argmax; /* (B, C2, H3, W3) pooling's winners (in a2's planes) */
     float *dropped1; /* (B, F) pooled after dropout 1 (training) */
     float *fc1_out, *hidden_act, *dropped2; /* (B, hidden): fc1 output, after relu, after dropout 2 */
     float *logits, *probs; /* (B, classes) */
@@ -119,7 +119,8 @@ void cnn_destroy(Cnn *net);
  * rng_seed(seed, CNN_INIT_STREAM); momentum zeroed; the dropout stream seeded with (seed, CNN_DROPOUT_STREAM). */
 void cnn_init(Cnn *net, uint64_t seed);
 
-/* Fresh dropout masks for a training batch of `batch` images. */
+/* Fresh dropout masks for a training batch of `batch` images: one seed from the dropout stream, then image b's
+ * masks from rng_seed(seed, b), drawn in parallel (the same masks for any number of threads). */
 void cnn_draw_dropout_masks(Cnn *net, int batch);
 
 /* Forward pass of x (batch, 1, 28, 28) to the logits. training: apply dropout with the masks in mask1/mask2;

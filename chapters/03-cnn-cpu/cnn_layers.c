@@ -4,6 +4,7 @@
 #include "cnn_layers.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 int maxpool2_output_size(int in)
@@ -30,11 +31,12 @@ void maxpool2_forward(const float *x, float *y, int32_t *argmax, int batch, int 
                         const int index = (2 * i + di) * width + (2 * j + dj);
                         const float v = x_plane[index];
                         /* Strictly greater: on a tie the earlier pixel stays. A NaN always takes over (so
-                         * NaN propagates), the same test as PyTorch's CPU kernel. */
-                        if (v > best || isnan(v)) {
-                            best = v;
-                            best_index = index;
-                        }
+                         * NaN propagates), the same test as PyTorch's CPU kernel. Written as selects, not an
+                         * `if`: the compiler makes them branch-free, and on real data a branch here would be
+                         * mispredicted about as often as not. (v != v is true only for NaN.) */
+                        const bool take = (v > best) | (v != v);
+                        best = take ? v : best;
+                        best_index = take ? index : best_index;
                     }
                 }
                 y_plane[i * out_w + j] = best;
@@ -72,20 +74,22 @@ void dropout_make_mask(Rng *rng, float p, uint8_t *mask, size_t n)
 
 void dropout_forward(const float *x, const uint8_t *mask, float p, float *y, size_t n)
 {
-    /* BEGIN EXERCISE ch03.dropout_forward: y[i] = mask[i] ? x[i] / (1 - p) : 0 (about 5 lines) */
+    /* BEGIN EXERCISE ch03.dropout_forward: y[i] = x[i] * (mask[i] ? 1 / (1 - p) : 0) (about 5 lines) */
     const float scale = 1.0f / (1.0f - p);
     for (size_t i = 0; i < n; ++i) {
-        y[i] = mask[i] ? x[i] * scale : 0.0f;
+        /* x times the mask's factor (1/(1-p) or 0), as PyTorch computes it: a multiply, not a branch, so the
+         * compiler vectorises the loop (and, as in PyTorch, a dropped NaN or infinity gives NaN). */
+        y[i] = x[i] * (mask[i] ? scale : 0.0f);
     }
     /* END EXERCISE */
 }
 
 void dropout_backward(const float *dy, const uint8_t *mask, float p, float *dx, size_t n)
 {
-    /* BEGIN EXERCISE ch03.dropout_backward: dx[i] = mask[i] ? dy[i] / (1 - p) : 0 (about 5 lines) */
+    /* BEGIN EXERCISE ch03.dropout_backward: dx[i] = dy[i] * (mask[i] ? 1 / (1 - p) : 0) (about 5 lines) */
     const float scale = 1.0f / (1.0f - p);
     for (size_t i = 0; i < n; ++i) {
-        dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+        dx[i] = dy[i] * (mask[i] ? scale : 0.0f); /* a multiply, not a branch, as in dropout_forward */
     }
     /* END EXERCISE */
 }

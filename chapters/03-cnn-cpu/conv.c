@@ -170,19 +170,28 @@ void conv2d_backward_weight_direct(const Conv2dShape *s, const float *x, const f
 
 void conv2d_backward_bias(const Conv2dShape *s, const float *dy, float *db)
 {
-    /* BEGIN EXERCISE ch03.conv2d_backward_bias: db[oc] = sum of dy[n][oc][oh][ow] over n, oh, ow (about 12 lines) */
+    /* BEGIN EXERCISE ch03.conv2d_backward_bias: db[oc] = sum of dy[n][oc][oh][ow] over n, oh, ow, accumulated in double (about 20 lines) */
     const int OC = s->out_channels;
     const size_t plane = (size_t)conv2d_out_height(s) * conv2d_out_width(s);
 #pragma omp parallel for schedule(static)
     for (int oc = 0; oc < OC; ++oc) {
-        double sum = 0.0; /* double: up to N*OH*OW = 36864 terms in the network's conv2 */
+        /* double: up to N*OH*OW = 36864 terms in the network's conv2. Eight partial sums (lane i takes the
+         * elements i, i+8, i+16, ... of each plane) instead of one: the compiler may not reorder a sum by
+         * itself, but eight independent ones it turns into vector additions. */
+        double lane[8] = {0};
         for (int n = 0; n < s->batch; ++n) {
             const float *dy_plane = dy + ((size_t)n * OC + oc) * plane;
-            for (size_t i = 0; i < plane; ++i) {
-                sum += dy_plane[i];
+            size_t i = 0;
+            for (; i + 8 <= plane; i += 8) {
+                for (int j = 0; j < 8; ++j) {
+                    lane[j] += dy_plane[i + j];
+                }
+            }
+            for (; i < plane; ++i) {
+                lane[0] += dy_plane[i];
             }
         }
-        db[oc] = (float)sum;
+        db[oc] = (float)(((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7])));
     }
     /* END EXERCISE */
 }
@@ -202,9 +211,27 @@ static void valid_columns(int offset, int stride, int width, int out_width, int 
     }
 }
 
+/* With stride 1 the input pixels of one row of cols are contiguous in x, and so are the pixels col2im adds
+ * into: the two helpers below are those inner loops. `restrict` promises the compiler that the two rows do
+ * not overlap, so it may use vector loads and stores (without it, a store to dst might change src). Stride 1
+ * is every convolution of the network; other strides take the general loop. */
+static void copy_row(float *restrict dst, const float *restrict src, int begin, int end)
+{
+    for (int i = begin; i < end; ++i) {
+        dst[i] = src[i];
+    }
+}
+
+static void add_row(float *restrict dst, const float *restrict src, int begin, int end)
+{
+    for (int i = begin; i < end; ++i) {
+        dst[i] += src[i];
+    }
+}
+
 void conv2d_im2col(const Conv2dShape *s, const float *x_image, float *cols)
 {
-    /* BEGIN EXERCISE ch03.conv2d_im2col: for each row r = (c*KH + kh)*KW + kw and output pixel (oh, ow): cols[r][oh*OW + ow] = x_image[c][ih][iw], or 0 in the padding (about 25 lines) */
+    /* BEGIN EXERCISE ch03.conv2d_im2col: for each row r = (c*KH + kh)*KW + kw and output pixel (oh, ow): cols[r][oh*OW + ow] = x_image[c][ih][iw], or 0 in the padding (about 30 lines) */
     const int C = s->in_channels, H = s->in_height, W = s->in_width;
     const int KH = s->kernel_height, KW = s->kernel_width;
     const int OH = conv2d_out_height(s), OW = conv2d_out_width(s);
@@ -229,8 +256,12 @@ void conv2d_im2col(const Conv2dShape *s, const float *x_image, float *cols)
                     for (int ow = 0; ow < ow_begin; ++ow) {
                         out[ow] = 0.0f; /* left padding */
                     }
-                    for (int ow = ow_begin; ow < ow_end; ++ow) {
-                        out[ow] = x_row[ow * s->stride + offset];
+                    if (s->stride == 1) {
+                        copy_row(out, x_row + offset, ow_begin, ow_end); /* a contiguous run: vectorised */
+                    } else {
+                        for (int ow = ow_begin; ow < ow_end; ++ow) {
+                            out[ow] = x_row[ow * s->stride + offset];
+                        }
                     }
                     for (int ow = ow_end; ow < OW; ++ow) {
                         out[ow] = 0.0f; /* right padding */
@@ -244,7 +275,7 @@ void conv2d_im2col(const Conv2dShape *s, const float *x_image, float *cols)
 
 void conv2d_col2im(const Conv2dShape *s, const float *cols, float *dx_image)
 {
-    /* BEGIN EXERCISE ch03.conv2d_col2im: zero dx_image; for each row (c, kh, kw) and output pixel (oh, ow) inside the image: dx_image[c][ih][iw] += cols[r][oh*OW + ow] (about 25 lines) */
+    /* BEGIN EXERCISE ch03.conv2d_col2im: zero dx_image; for each row (c, kh, kw) and output pixel (oh, ow) inside the image: dx_image[c][ih][iw] += cols[r][oh*OW + ow] (about 30 lines) */
     const int C = s->in_channels, H = s->in_height, W = s->in_width;
     const int KH = s->kernel_height, KW = s->kernel_width;
     const int OH = conv2d_out_height(s), OW = conv2d_out_width(s);
@@ -264,8 +295,12 @@ void conv2d_col2im(const Conv2dShape *s, const float *cols, float *dx_image)
                     }
                     float *dx_row = dx_plane + (size_t)ih * W;
                     const float *in = row + (size_t)oh * OW;
-                    for (int ow = ow_begin; ow < ow_end; ++ow) {
-                        dx_row[ow * s->stride + offset] += in[ow];
+                    if (s->stride == 1) {
+                        add_row(dx_row + offset, in, ow_begin, ow_end);
+                    } else {
+                        for (int ow = ow_begin; ow < ow_end; ++ow) {
+                            dx_row[ow * s->stride + offset] += in[ow];
+                        }
                     }
                 }
             }
@@ -292,62 +327,78 @@ static int thread_id(void)
 #endif
 }
 
-void conv2d_forward_im2col(const Conv2dShape *s, const float *x, const float *w, const float *b, float *y,
-                           GemmBackend backend)
+void conv2d_forward_im2col_image(const Conv2dShape *s, const float *x_image, const float *w, const float *b,
+                                 float *y_image, float *cols, GemmBackend backend)
 {
-    /* BEGIN EXERCISE ch03.conv2d_forward_im2col: per image n: im2col into this thread's buffer, y[n] (OC, OH*OW) = w (OC, C*KH*KW) · cols with sgemm, then add b[oc] to row oc (about 25 lines) */
+    /* BEGIN EXERCISE ch03.conv2d_forward_im2col: im2col x_image into cols; fill row oc of y_image (OC, OH*OW) with b[oc]; then y_image += w (OC, C*KH*KW) · cols with sgemm (beta = 1) (about 15 lines) */
     const int OC = s->out_channels;
     const int K = s->in_channels * s->kernel_height * s->kernel_width; /* rows of cols: C*KH*KW */
     const int P = conv2d_out_height(s) * conv2d_out_width(s); /* columns of cols: OH*OW */
+    conv2d_im2col(s, x_image, cols);
+    /* Start every row oc of y_image at b[oc] and let the GEMM add to it (beta = 1): one pass over y fewer
+     * than computing the product first (beta = 0 zeroes it) and adding the bias after. */
+    for (int oc = 0; oc < OC; ++oc) {
+        for (int p = 0; p < P; ++p) {
+            y_image[(size_t)oc * P + p] = b[oc];
+        }
+    }
+    sgemm(backend, false, false, OC, P, K, 1.0f, w, K, cols, P, 1.0f, y_image, P);
+    /* END EXERCISE */
+}
+
+void conv2d_forward_im2col(const Conv2dShape *s, const float *x, const float *w, const float *b, float *y,
+                           GemmBackend backend)
+{
     const size_t cols_size = conv2d_cols_size(s);
-    const size_t image_size = (size_t)s->in_channels * s->in_height * s->in_width;
+    const size_t image_size = (size_t)s->in_channels * s->in_height * s->in_width; /* C*H*W */
+    const size_t y_image_size = (size_t)s->out_channels * conv2d_out_height(s) * conv2d_out_width(s);
     float *cols_all = xmalloc((size_t)max_threads() * cols_size * sizeof *cols_all); /* one per thread */
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < s->batch; ++n) {
-        float *cols = cols_all + (size_t)thread_id() * cols_size; /* (K, P) */
-        float *y_image = y + (size_t)n * OC * P; /* (OC, P) */
-        conv2d_im2col(s, x + (size_t)n * image_size, cols);
-        sgemm(backend, false, false, OC, P, K, 1.0f, w, K, cols, P, 0.0f, y_image, P);
-        for (int oc = 0; oc < OC; ++oc) {
-            for (int p = 0; p < P; ++p) {
-                y_image[(size_t)oc * P + p] += b[oc];
-            }
-        }
+        float *cols = cols_all + (size_t)thread_id() * cols_size; /* (C*KH*KW, OH*OW) */
+        conv2d_forward_im2col_image(s, x + (size_t)n * image_size, w, b, y + (size_t)n * y_image_size, cols, backend);
     }
     free(cols_all);
+}
+
+void conv2d_backward_im2col_image(const Conv2dShape *s, const float *x_image, const float *w,
+                                  const float *dy_image, float *dx_image, float *dw_sum, float *cols, float *dcols,
+                                  GemmBackend backend)
+{
+    /* BEGIN EXERCISE ch03.conv2d_backward_im2col: cols = im2col(x_image); dw_sum (OC, K) += dy_image (OC, P) · cols^T (sgemm, beta = 1); unless dx_image is NULL: dcols = w^T · dy_image (beta = 0), then col2im into dx_image (about 15 lines) */
+    const int OC = s->out_channels;
+    const int K = s->in_channels * s->kernel_height * s->kernel_width;
+    const int P = conv2d_out_height(s) * conv2d_out_width(s);
+    conv2d_im2col(s, x_image, cols);
+    /* dw_sum (OC, K) += dy_image (OC, P) · cols^T (P, K) */
+    sgemm(backend, false, true, OC, K, P, 1.0f, dy_image, P, cols, P, 1.0f, dw_sum, K);
+    if (dx_image != NULL) {
+        /* dcols (K, P) = w^T (K, OC) · dy_image (OC, P) */
+        sgemm(backend, true, false, K, P, OC, 1.0f, w, K, dy_image, P, 0.0f, dcols, P);
+        conv2d_col2im(s, dcols, dx_image);
+    }
     /* END EXERCISE */
 }
 
 void conv2d_backward_im2col(const Conv2dShape *s, const float *x, const float *w, const float *dy, float *dx,
                             float *dw, float *db, GemmBackend backend)
 {
-    /* BEGIN EXERCISE ch03.conv2d_backward_im2col: per image: cols = im2col(x[n]); dw += dy[n] (OC, P) · cols^T (one partial dw per thread, summed at the end); dcols = w^T · dy[n], then col2im into dx[n] (skip when dx is NULL); db via conv2d_backward_bias (about 45 lines) */
-    const int OC = s->out_channels;
-    const int K = s->in_channels * s->kernel_height * s->kernel_width;
-    const int P = conv2d_out_height(s) * conv2d_out_width(s);
+    const int threads = max_threads();
     const size_t cols_size = conv2d_cols_size(s);
     const size_t image_size = (size_t)s->in_channels * s->in_height * s->in_width;
+    const size_t dy_image_size = (size_t)s->out_channels * conv2d_out_height(s) * conv2d_out_width(s);
     const size_t dw_size = conv2d_weight_size(s);
-    const int threads = max_threads();
     float *cols_all = xmalloc((size_t)threads * cols_size * sizeof *cols_all); /* (threads, K, P) */
     float *dcols_all = xmalloc((size_t)threads * cols_size * sizeof *dcols_all); /* (threads, K, P) */
     /* Every image adds to all of dw: each thread sums into its own copy, and the copies are added after the
-     * loop (no locks, and the same result for the same thread count). */
+     * loop in thread order (no locks, and the same result for the same thread count). */
     float *dw_partial = xcalloc((size_t)threads * dw_size, sizeof *dw_partial); /* (threads, OC, K) */
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < s->batch; ++n) {
         const int t = thread_id();
-        float *cols = cols_all + (size_t)t * cols_size;
-        const float *dy_image = dy + (size_t)n * OC * P; /* (OC, P) */
-        conv2d_im2col(s, x + (size_t)n * image_size, cols);
-        /* dw (OC, K) += dy_image (OC, P) · cols^T (P, K) */
-        sgemm(backend, false, true, OC, K, P, 1.0f, dy_image, P, cols, P, 1.0f, dw_partial + (size_t)t * dw_size, K);
-        if (dx != NULL) {
-            float *dcols = dcols_all + (size_t)t * cols_size;
-            /* dcols (K, P) = w^T (K, OC) · dy_image (OC, P) */
-            sgemm(backend, true, false, K, P, OC, 1.0f, w, K, dy_image, P, 0.0f, dcols, P);
-            conv2d_col2im(s, dcols, dx + (size_t)n * image_size);
-        }
+        conv2d_backward_im2col_image(s, x + (size_t)n * image_size, w, dy + (size_t)n * dy_image_size,
+                                     dx != NULL ? dx + (size_t)n * image_size : NULL, dw_partial + (size_t)t * dw_size,
+                                     cols_all + (size_t)t * cols_size, dcols_all + (size_t)t * cols_size, backend);
     }
     for (size_t i = 0; i < dw_size; ++i) {
         float sum = 0.0f;
@@ -360,5 +411,4 @@ void conv2d_backward_im2col(const Conv2dShape *s, const float *x, const float *w
     free(cols_all);
     free(dcols_all);
     free(dw_partial);
-    /* END EXERCISE */
 }

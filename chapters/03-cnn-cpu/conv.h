@@ -83,4 +83,15 @@ void conv2d_forward_im2col(const Conv2dShape *s, const float *x, const float *w,
 void conv2d_backward_im2col(const Conv2dShape *s, const float *x, const float *w, const float *dy, float *dx,
                             float *dw, float *db, GemmBackend backend);
 
+/* One image of the two functions above (s->batch is ignored), single-threaded, for callers that run their
+ * own loop over the images (cnn.c does, to pool each image while its conv output is still in cache).
+ * x_image (C, H, W), y_image and dy_image (OC, OH*OW), dx_image (C, H, W) or NULL; cols and dcols are scratch
+ * buffers of conv2d_cols_size(s) floats. The backward ADDS the image's weight gradient into dw_sum
+ * (OC, C*KH*KW) and overwrites dx_image; the bias gradient is left to conv2d_backward_bias. */
+void conv2d_forward_im2col_image(const Conv2dShape *s, const float *x_image, const float *w, const float *b,
+                                 float *y_image, float *cols, GemmBackend backend);
+void conv2d_backward_im2col_image(const Conv2dShape *s, const float *x_image, const float *w,
+                                  const float *dy_image, float *dx_image, float *dw_sum, float *cols, float *dcols,
+                                  GemmBackend backend);
+
 #endif
