@@ -10,13 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "activations.h"
 #include "cnn_layers.h"
 #include "layers.h"
+#include "threads.h"
 #include "train_util.h"
 
 CnnConfig cnn_default_config(int padding)
@@ -157,24 +154,6 @@ void cnn_init(Cnn *net, uint64_t seed)
     rng_seed(&net->dropout_rng, seed, CNN_DROPOUT_STREAM);
 }
 
-static int max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 /* Element-wise layers over millions of values (conv2's output is 64*64*24*24 = 2.4 M floats at batch 64),
  * spread over the OpenMP threads in chunks: each chunk is an ordinary call of the layer function. ReLU is
  * chapter 01's, in the vectorisable form of cnn_layers.h. */
@@ -237,13 +216,13 @@ void cnn_forward_layers(Cnn *net, int batch)
     const size_t F = net->features; /* pooled values per image; flatten: pooled (B, C2, H3, W3) is (B, F) */
     const size_t a2_image = (size_t)cfg->conv2_channels * net->h2 * net->w2, r1_image = conv1_size / B;
     const size_t cols_size = conv2d_cols_size(&net->conv2);
-    float *cols_all = xmalloc((size_t)max_threads() * cols_size * sizeof *cols_all); /* one per thread */
+    float *cols_all = xmalloc((size_t)parallel_max_threads() * cols_size * sizeof *cols_all); /* one per thread */
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < batch; ++n) {
         float *a2 = net->a2 + (size_t)n * a2_image; /* (C2, H2, W2) */
         float *pooled = net->pooled + (size_t)n * F; /* (C2, H3, W3) */
         conv2d_forward_im2col_image(&net->conv2, net->r1 + (size_t)n * r1_image, t[CNN_CONV2_W].value,
-                                    t[CNN_CONV2_B].value, a2, cols_all + (size_t)thread_id() * cols_size, net->backend);
+                                    t[CNN_CONV2_B].value, a2, cols_all + (size_t)parallel_thread_index() * cols_size, net->backend);
         maxpool2_forward(a2, pooled, net->argmax + (size_t)n * F, 1, cfg->conv2_channels, net->h2, net->w2);
         relu_forward_vectorized(pooled, pooled, F);
         if (training) {
@@ -300,12 +279,12 @@ void cnn_backward(Cnn *net, const int32_t *labels, int batch)
     const size_t F = net->features, d2_image = (size_t)cfg->conv2_channels * net->h2 * net->w2;
     const size_t d1_image = conv1_size / B, cols_size = conv2d_cols_size(&net->conv2);
     const size_t dw_size = t[CNN_CONV2_W].count;
-    const int threads = max_threads();
+    const int threads = parallel_max_threads();
     float *scratch = xmalloc((size_t)threads * 2 * cols_size * sizeof *scratch); /* (threads, cols + dcols) */
     float *dw_partial = xcalloc((size_t)threads * dw_size, sizeof *dw_partial); /* (threads, C2, C1*3*3) */
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < batch; ++n) {
-        const int tid = thread_id();
+        const int tid = parallel_thread_index();
         float *d_pooled = net->d_features + (size_t)n * F; /* (C2, H3, W3), in place */
         float *d_conv2 = net->d_conv2 + (size_t)n * d2_image; /* (C2, H2, W2) */
         float *d_conv1 = net->d_conv1 + (size_t)n * d1_image; /* (C1, H1, W1) */

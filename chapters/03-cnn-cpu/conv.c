@@ -9,11 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "course_error.h"
+#include "threads.h"
 
 int conv2d_output_size(int in, int kernel, int padding, int stride)
 {
@@ -309,24 +306,6 @@ void conv2d_col2im(const Conv2dShape *s, const float *cols, float *dx_image)
     /* END EXERCISE */
 }
 
-static int max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 void conv2d_forward_im2col_image(const Conv2dShape *s, const float *x_image, const float *w, const float *b,
                                  float *y_image, float *cols, GemmBackend backend)
 {
@@ -352,10 +331,10 @@ void conv2d_forward_im2col(const Conv2dShape *s, const float *x, const float *w,
     const size_t cols_size = conv2d_cols_size(s);
     const size_t image_size = (size_t)s->in_channels * s->in_height * s->in_width; /* C*H*W */
     const size_t y_image_size = (size_t)s->out_channels * conv2d_out_height(s) * conv2d_out_width(s);
-    float *cols_all = xmalloc((size_t)max_threads() * cols_size * sizeof *cols_all); /* one per thread */
+    float *cols_all = xmalloc((size_t)parallel_max_threads() * cols_size * sizeof *cols_all); /* one per thread */
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < s->batch; ++n) {
-        float *cols = cols_all + (size_t)thread_id() * cols_size; /* (C*KH*KW, OH*OW) */
+        float *cols = cols_all + (size_t)parallel_thread_index() * cols_size; /* (C*KH*KW, OH*OW) */
         conv2d_forward_im2col_image(s, x + (size_t)n * image_size, w, b, y + (size_t)n * y_image_size, cols, backend);
     }
     free(cols_all);
@@ -383,7 +362,7 @@ void conv2d_backward_im2col_image(const Conv2dShape *s, const float *x_image, co
 void conv2d_backward_im2col(const Conv2dShape *s, const float *x, const float *w, const float *dy, float *dx,
                             float *dw, float *db, GemmBackend backend)
 {
-    const int threads = max_threads();
+    const int threads = parallel_max_threads();
     const size_t cols_size = conv2d_cols_size(s);
     const size_t image_size = (size_t)s->in_channels * s->in_height * s->in_width;
     const size_t dy_image_size = (size_t)s->out_channels * conv2d_out_height(s) * conv2d_out_width(s);
@@ -395,7 +374,7 @@ void conv2d_backward_im2col(const Conv2dShape *s, const float *x, const float *w
     float *dw_partial = xcalloc((size_t)threads * dw_size, sizeof *dw_partial); /* (threads, OC, K) */
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < s->batch; ++n) {
-        const int t = thread_id();
+        const int t = parallel_thread_index();
         conv2d_backward_im2col_image(s, x + (size_t)n * image_size, w, dy + (size_t)n * dy_image_size,
                                      dx != NULL ? dx + (size_t)n * image_size : NULL, dw_partial + (size_t)t * dw_size,
                                      cols_all + (size_t)t * cols_size, dcols_all + (size_t)t * cols_size, backend);
