@@ -48,6 +48,12 @@ static char *format_list(const double *values, int n)
     return text;
 }
 
+/* The name a tensor's SGD momentum buffer is saved under: "momentum_buffer.<PyTorch name>". */
+static void momentum_name(const CnnTensor *tensor, char *out, size_t size)
+{
+    snprintf(out, size, "momentum_buffer.%s", tensor->name);
+}
+
 int checkpoint_save(const char *path, const Cnn *net, const TrainState *state, CourseError *err)
 {
     const CnnConfig *c = &net->config;
@@ -104,7 +110,7 @@ int checkpoint_save(const char *path, const Cnn *net, const TrainState *state, C
             v->shape[d] = tensor->shape[d];
         }
         v->data = tensor->value;
-        snprintf(momentum_names[t], sizeof momentum_names[t], "momentum_buffer.%s", tensor->name);
+        momentum_name(tensor, momentum_names[t], sizeof momentum_names[t]);
         *mv = *v;
         mv->name = momentum_names[t];
         mv->data = tensor->velocity;
@@ -220,9 +226,9 @@ static int check_architecture(const SafetensorsFile *f, const char *path, const 
     }
     for (int t = 0; t < CNN_TENSORS; ++t) {
         const CnnTensor *tensor = &net->tensors[t];
-        char momentum_name[64];
-        snprintf(momentum_name, sizeof momentum_name, "momentum_buffer.%s", tensor->name);
-        const char *names[2] = {tensor->name, momentum_name};
+        char momentum[64];
+        momentum_name(tensor, momentum, sizeof momentum);
+        const char *names[2] = {tensor->name, momentum};
         for (int k = 0; k < 2; ++k) {
             const SafetensorsEntry *e = safetensors_find(f, names[k]);
             if (e == NULL) {
@@ -336,10 +342,10 @@ int checkpoint_load(const char *path, Cnn *net, TrainState *state, CourseError *
     if (rc == 0) { /* everything checked: only now touch the network */
         for (int t = 0; t < CNN_TENSORS; ++t) {
             CnnTensor *tensor = &net->tensors[t];
-            char momentum_name[64];
-            snprintf(momentum_name, sizeof momentum_name, "momentum_buffer.%s", tensor->name);
+            char momentum[64];
+            momentum_name(tensor, momentum, sizeof momentum);
             safetensors_copy_f32(&f, safetensors_find(&f, tensor->name), tensor->value);
-            safetensors_copy_f32(&f, safetensors_find(&f, momentum_name), tensor->velocity);
+            safetensors_copy_f32(&f, safetensors_find(&f, momentum), tensor->velocity);
         }
         *state = loaded;
     }

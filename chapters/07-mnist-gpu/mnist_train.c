@@ -264,6 +264,11 @@ static void train_epoch(Run *r, int epoch)
                                (float)r->opt.momentum);
             r->loader.position += n;
             r->loader.batch_index++;
+            st->global_step++;
+            st->step_in_epoch++;
+            if (st->step_in_epoch - r->fetched >= LOSS_WINDOW) {
+                fetch_window(r, epoch);
+            }
         } else {
             data_loader_next(&r->loader, x, labels);
             gpu_cnn_philox_masks(&r->net, (int)n, seed, st->global_step);
@@ -274,13 +279,6 @@ static void train_epoch(Run *r, int epoch)
             st->step_in_epoch++;
             account_loss(r, epoch, slot, n, loss);
             r->processed = st->step_in_epoch;
-        }
-        if (r->cuda) {
-            st->global_step++;
-            st->step_in_epoch++;
-            if (st->step_in_epoch - r->fetched >= LOSS_WINDOW) {
-                fetch_window(r, epoch);
-            }
         }
         if (r->opt.save != NULL && r->opt.save_every > 0 && st->global_step % (uint64_t)r->opt.save_every == 0 &&
             r->loader.position < r->train.count) {
