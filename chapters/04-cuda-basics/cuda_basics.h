@@ -59,5 +59,9 @@ float softmax_xent_forward(const float *logits, const int32_t *labels, float *pr
                            int classes, float *scratch);
 /* dlogits = (probs - onehot(labels)) / batch.  probs, dlogits: (batch, classes). */
 void softmax_xent_backward(const float *probs, const int32_t *labels, float *dlogits, int batch, int classes);
+/* Its kernel (grid-stride over batch * classes), for a launcher that needs another stream than the default
+ * one: chapter 06's softmax_xent_backward_gpu. */
+__global__ void softmax_xent_backward_kernel(const float *probs, const int32_t *labels, float *dlogits, int batch,
+                                             int classes);
 
 #endif

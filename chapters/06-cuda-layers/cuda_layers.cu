@@ -20,6 +20,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include "cuda_basics.h" /* chapter 04: softmax_xent_backward_kernel */
 #include "cuda_check.h"
 #include "cuda_layers.h"
 #include "exercise.h"
@@ -90,6 +91,9 @@ __global__ void gemm_tiled_kernel(bool trans_a, bool trans_b, int m, int n, int 
     }
 }
 
+/* The stream every launch of this file (and the cuBLAS handle) uses; 0, the legacy default stream, until
+ * cuda_layers_set_stream. */
+static cudaStream_t layer_stream = 0;
 static cublasHandle_t cublas_handle = NULL;
 
 static cublasHandle_t get_cublas_handle(void)
@@ -98,8 +102,22 @@ static cublasHandle_t get_cublas_handle(void)
         CUBLAS_CHECK(cublasCreate(&cublas_handle));
         /* Plain FP32 (no TF32 tensor cores), so that results compare with the CPU at FP32 tolerances. */
         CUBLAS_CHECK(cublasSetMathMode(cublas_handle, CUBLAS_DEFAULT_MATH));
+        CUBLAS_CHECK(cublasSetStream(cublas_handle, layer_stream));
     }
     return cublas_handle;
+}
+
+void cuda_layers_set_stream(cudaStream_t stream)
+{
+    layer_stream = stream;
+    if (cublas_handle) {
+        CUBLAS_CHECK(cublasSetStream(cublas_handle, stream));
+    }
+}
+
+cudaStream_t cuda_layers_stream(void)
+{
+    return layer_stream;
 }
 
 void gemm_gpu_shutdown(void)
@@ -140,7 +158,7 @@ void gemm_gpu(GpuGemm backend, bool trans_a, bool trans_b, int m, int n, int k, 
     }
     dim3 block(CH06_TILE, CH06_TILE);
     dim3 grid((n + CH06_TILE - 1) / CH06_TILE, (m + CH06_TILE - 1) / CH06_TILE);
-    gemm_tiled_kernel<<<grid, block>>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    gemm_tiled_kernel<<<grid, block, 0, layer_stream>>>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -225,7 +243,7 @@ void conv2d_im2col_gpu(const Conv2dShape *s, const float *x, float *cols)
 {
     const size_t total = (size_t)s->in_channels * s->kernel_height * s->kernel_width * s->batch *
                          conv2d_out_height(s) * conv2d_out_width(s);
-    im2col_kernel<<<blocks_for(total), CH06_THREADS>>>(*s, x, cols);
+    im2col_kernel<<<blocks_for(total), CH06_THREADS, 0, layer_stream>>>(*s, x, cols);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -250,7 +268,7 @@ void conv2d_forward_gpu(ConvAlgorithm algorithm, const Conv2dShape *s, const flo
     const int oh = conv2d_out_height(s), ow = conv2d_out_width(s);
     const size_t total = conv2d_output_size_total(s);
     if (algorithm == CONV_DIRECT) {
-        conv_forward_direct_kernel<<<blocks_for(total), CH06_THREADS>>>(*s, x, w, b, y, relu);
+        conv_forward_direct_kernel<<<blocks_for(total), CH06_THREADS, 0, layer_stream>>>(*s, x, w, b, y, relu);
         CUDA_CHECK(cudaGetLastError());
         return;
     }
@@ -262,8 +280,8 @@ void conv2d_forward_gpu(ConvAlgorithm algorithm, const Conv2dShape *s, const flo
     /* (OC, N*OH*OW) = W (OC, C*KH*KW) · cols (C*KH*KW, N*OH*OW): the whole batch's convolution in one GEMM */
     gemm_gpu(gemm_of(algorithm), false, false, s->out_channels, pixels, patch, 1.0f, w, patch, cols, pixels, 0.0f,
              gemm_out, pixels);
-    conv_epilogue_kernel<<<blocks_for(total), CH06_THREADS>>>(gemm_out, b, y, s->batch, s->out_channels, oh * ow,
-                                                              relu);
+    conv_epilogue_kernel<<<blocks_for(total), CH06_THREADS, 0, layer_stream>>>(
+        gemm_out, b, y, s->batch, s->out_channels, oh * ow, relu);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -353,7 +371,7 @@ __global__ void col2im_kernel(Conv2dShape s, const float *dcols, float *dx)
 void conv2d_col2im_gpu(const Conv2dShape *s, const float *dcols, float *dx)
 {
     const size_t total = conv2d_input_size(s);
-    col2im_kernel<<<blocks_for(total), CH06_THREADS>>>(*s, dcols, dx);
+    col2im_kernel<<<blocks_for(total), CH06_THREADS, 0, layer_stream>>>(*s, dcols, dx);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -367,16 +385,17 @@ void conv2d_backward_gpu(ConvAlgorithm algorithm, const Conv2dShape *s, const fl
                          float *workspace)
 {
     const int oh = conv2d_out_height(s), ow = conv2d_out_width(s);
-    conv_bias_grad_kernel<<<s->out_channels, CH06_THREADS>>>(dy, y, relu, db, s->batch, s->out_channels, oh * ow);
+    conv_bias_grad_kernel<<<s->out_channels, CH06_THREADS, 0, layer_stream>>>(
+        dy, y, relu, db, s->batch, s->out_channels, oh * ow);
     CUDA_CHECK(cudaGetLastError());
     if (algorithm == CONV_DIRECT) {
         if (dx) {
-            conv_backward_input_direct_kernel<<<blocks_for(conv2d_input_size(s)), CH06_THREADS>>>(*s, w, y, dy,
-                                                                                                  relu, dx);
+            conv_backward_input_direct_kernel<<<blocks_for(conv2d_input_size(s)), CH06_THREADS, 0, layer_stream>>>(
+                *s, w, y, dy, relu, dx);
             CUDA_CHECK(cudaGetLastError());
         }
-        conv_backward_weight_direct_kernel<<<blocks_for(conv2d_weight_size(s)), CH06_THREADS>>>(*s, x, y, dy,
-                                                                                                relu, dw);
+        conv_backward_weight_direct_kernel<<<blocks_for(conv2d_weight_size(s)), CH06_THREADS, 0, layer_stream>>>(
+            *s, x, y, dy, relu, dw);
         CUDA_CHECK(cudaGetLastError());
         return;
     }
@@ -385,8 +404,8 @@ void conv2d_backward_gpu(ConvAlgorithm algorithm, const Conv2dShape *s, const fl
     float *cols = workspace; /* (C*KH*KW, N*OH*OW): im2col(x), later dcols */
     float *dz = workspace + (size_t)patch * pixels; /* (OC, N*OH*OW) */
     const size_t total = conv2d_output_size_total(s);
-    conv_grad_to_rows_kernel<<<blocks_for(total), CH06_THREADS>>>(dy, y, relu, dz, s->batch, s->out_channels,
-                                                                  oh * ow);
+    conv_grad_to_rows_kernel<<<blocks_for(total), CH06_THREADS, 0, layer_stream>>>(
+        dy, y, relu, dz, s->batch, s->out_channels, oh * ow);
     CUDA_CHECK(cudaGetLastError());
     conv2d_im2col_gpu(s, x, cols);
     /* dW (OC, C*KH*KW) = dz (OC, N*OH*OW) · cols^T: the forward's GEMM differentiated w.r.t. its left factor */
@@ -583,7 +602,8 @@ void maxpool2_forward_gpu(const float *x, float *y, int32_t *argmax, int batch, 
     if (total == 0) {
         return;
     }
-    maxpool2_forward_kernel<<<blocks_for(total), CH06_THREADS>>>(x, y, argmax, batch * channels, height, width);
+    maxpool2_forward_kernel<<<blocks_for(total), CH06_THREADS, 0, layer_stream>>>(
+        x, y, argmax, batch * channels, height, width);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -594,7 +614,8 @@ void maxpool2_backward_gpu(const float *dy, const int32_t *argmax, float *dx, in
     if (total == 0) {
         return;
     }
-    maxpool2_backward_kernel<<<blocks_for(total), CH06_THREADS>>>(dy, argmax, dx, batch * channels, height, width);
+    maxpool2_backward_kernel<<<blocks_for(total), CH06_THREADS, 0, layer_stream>>>(
+        dy, argmax, dx, batch * channels, height, width);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -612,9 +633,11 @@ void dropout_philox_mask_cpu(uint64_t seed, uint64_t offset, float p, uint8_t *m
  * same). y = x * scale where kept, 0 where dropped; scale = 1 / (1 - p) is computed once on the host, the
  * same float chapter 03 multiplies by. */
 __global__ void dropout_forward_kernel(const float *x, float *y, uint8_t *mask, size_t n, float p, float scale,
-                                       uint64_t seed, uint64_t offset)
+                                       uint64_t seed, uint64_t offset_add, const uint64_t *offset_base)
 {
-    /* BEGIN EXERCISE ch06.dropout_forward: for each group g of 4 elements (grid-stride, g < ceil(n/4)): words = philox_block(seed, offset, g); for j = 0..3 with i = 4g + j < n: keep = philox_to_uniform(words.v[j]) >= p; mask[i] = keep; y[i] = keep ? x[i] * scale : 0 (about 12 lines) */
+    /* BEGIN EXERCISE ch06.dropout_forward: offset = offset_add + (offset_base ? *offset_base : 0); for each group g of 4 elements (grid-stride, g < ceil(n/4)): words = philox_block(seed, offset, g); for j = 0..3 with i = 4g + j < n: keep = philox_to_uniform(words.v[j]) >= p; mask[i] = keep; y[i] = keep ? x[i] * scale : 0 (about 12 lines) */
+    /* The Philox offset: a value, plus (for a CUDA Graph) a base read from device memory. */
+    const uint64_t offset = offset_add + (offset_base != NULL ? *offset_base : 0);
     const size_t groups = (n + 3) / 4;
     for (size_t g = (size_t)blockIdx.x * blockDim.x + threadIdx.x; g < groups; g += (size_t)blockDim.x * gridDim.x) {
         const Philox4x32 words = philox_block(seed, offset, g);
@@ -637,15 +660,28 @@ __global__ void dropout_backward_kernel(const float *dy, const uint8_t *mask, fl
     }
 }
 
-void dropout_forward_gpu(const float *x, float *y, uint8_t *mask, size_t n, float p, uint64_t seed,
-                         uint64_t offset)
+static void launch_dropout_forward(const float *x, float *y, uint8_t *mask, size_t n, float p, uint64_t seed,
+                                   uint64_t offset_add, const uint64_t *offset_base)
 {
     if (n == 0) {
         return;
     }
     const float scale = 1.0f / (1.0f - p);
-    dropout_forward_kernel<<<blocks_for((n + 3) / 4), CH06_THREADS>>>(x, y, mask, n, p, scale, seed, offset);
+    dropout_forward_kernel<<<blocks_for((n + 3) / 4), CH06_THREADS, 0, layer_stream>>>(x, y, mask, n, p, scale, seed,
+                                                                                     offset_add, offset_base);
     CUDA_CHECK(cudaGetLastError());
+}
+
+void dropout_forward_gpu(const float *x, float *y, uint8_t *mask, size_t n, float p, uint64_t seed,
+                         uint64_t offset)
+{
+    launch_dropout_forward(x, y, mask, n, p, seed, offset, NULL);
+}
+
+void dropout_forward_gpu_device_offset(const float *x, float *y, uint8_t *mask, size_t n, float p, uint64_t seed,
+                                       const uint64_t *offset_base, uint64_t offset_add)
+{
+    launch_dropout_forward(x, y, mask, n, p, seed, offset_add, offset_base);
 }
 
 void dropout_backward_gpu(const float *dy, const uint8_t *mask, float *dx, size_t n, float p)
@@ -654,7 +690,7 @@ void dropout_backward_gpu(const float *dy, const uint8_t *mask, float *dx, size_
         return;
     }
     const float scale = 1.0f / (1.0f - p);
-    dropout_backward_kernel<<<blocks_for(n), CH06_THREADS>>>(dy, mask, dx, n, scale);
+    dropout_backward_kernel<<<blocks_for(n), CH06_THREADS, 0, layer_stream>>>(dy, mask, dx, n, scale);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -698,7 +734,7 @@ void relu_backward_gpu(const float *y, const float *dy, float *dx, size_t n)
     if (n == 0) {
         return;
     }
-    relu_backward_kernel<<<blocks_for(n), CH06_THREADS>>>(y, dy, dx, n);
+    relu_backward_kernel<<<blocks_for(n), CH06_THREADS, 0, layer_stream>>>(y, dy, dx, n);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -707,7 +743,7 @@ void linear_forward_gpu(GpuGemm backend, const float *x, const float *w, const f
 {
     /* y (batch, out) = x (batch, in) · W^T, W stored (out, in) */
     gemm_gpu(backend, false, true, batch, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
-    bias_act_rows_kernel<<<blocks_for((size_t)batch * out), CH06_THREADS>>>(y, b, batch, out, relu);
+    bias_act_rows_kernel<<<blocks_for((size_t)batch * out), CH06_THREADS, 0, layer_stream>>>(y, b, batch, out, relu);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -726,7 +762,7 @@ void linear_backward_gpu(GpuGemm backend, const float *x, const float *w, const 
     }
     /* dW (out, in) = dz^T (out, batch) · x (batch, in) */
     gemm_gpu(backend, true, false, out, in, batch, 1.0f, dz, out, x, in, 0.0f, dw, in);
-    column_sums_kernel<<<(out + CH06_THREADS - 1) / CH06_THREADS, CH06_THREADS>>>(dz, db, batch, out);
+    column_sums_kernel<<<(out + CH06_THREADS - 1) / CH06_THREADS, CH06_THREADS, 0, layer_stream>>>(dz, db, batch, out);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -774,7 +810,17 @@ __global__ void softmax_xent_forward_kernel(const float *logits, const int32_t *
 void softmax_xent_forward_gpu(const float *logits, const int32_t *labels, float *probs, float *loss, int batch,
                               int classes)
 {
-    softmax_xent_forward_kernel<<<1, CH06_THREADS>>>(logits, labels, probs, loss, batch, classes);
+    softmax_xent_forward_kernel<<<1, CH06_THREADS, 0, layer_stream>>>(logits, labels, probs, loss, batch, classes);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+void softmax_xent_backward_gpu(const float *probs, const int32_t *labels, float *dlogits, int batch, int classes)
+{
+    if (batch <= 0 || classes <= 0) {
+        return;
+    }
+    softmax_xent_backward_kernel<<<blocks_for((size_t)batch * classes), CH06_THREADS, 0, layer_stream>>>(
+        probs, labels, dlogits, batch, classes);
     CUDA_CHECK(cudaGetLastError());
 }
 
@@ -812,6 +858,7 @@ void sgd_momentum_gpu(float *params, const float *grads, float *velocity, size_t
     if (n == 0) {
         return;
     }
-    sgd_momentum_kernel<<<blocks_for(n), CH06_THREADS>>>(params, grads, velocity, n, lr, momentum, weight_decay);
+    sgd_momentum_kernel<<<blocks_for(n), CH06_THREADS, 0, layer_stream>>>(
+        params, grads, velocity, n, lr, momentum, weight_decay);
     CUDA_CHECK(cudaGetLastError());
 }

@@ -1,9 +1,10 @@
 /* cuda_layers.h — Chapter 06: the CNN's layers on the GPU, forward and backward.
  *
- * Every function takes DEVICE pointers, launches its kernels on the default stream and returns at once: no
- * function here allocates memory or waits for the GPU (softmax_xent_forward_gpu even leaves the loss on the
- * device), so that chapter 07's trainer can allocate every buffer once and run a whole training step without
- * a host-device synchronisation. Each launch is checked with CUDA_CHECK(cudaGetLastError()).
+ * Every function takes DEVICE pointers, launches its kernels on one stream (the default stream unless
+ * cuda_layers_set_stream says another) and returns at once: no function here allocates memory or waits for
+ * the GPU (softmax_xent_forward_gpu even leaves the loss on the device), so that chapter 07's trainer can
+ * allocate every buffer once, run a whole training step without a host-device synchronisation, and capture
+ * the step into a CUDA Graph. Each launch is checked with CUDA_CHECK(cudaGetLastError()).
  *
  * Layout NCHW, row-major, shapes beside every array, as in chapter 03 (conv.h, cnn_layers.h), whose CPU
  * layers are the reference for every function here. Backward functions OVERWRITE their outputs.
@@ -15,7 +16,7 @@
  *   maxpool2_*_gpu            2x2 max pooling with argmax, ties and NaN as PyTorch
  *   dropout_*_gpu             inverted dropout, the mask from Philox (common/philox.h) = the CPU's mask
  *   linear_*_gpu              fully connected layer Y = X W^T + b (+ ReLU), W (out, in)
- *   softmax_xent_forward_gpu  fused softmax + mean cross-entropy, loss left on the device
+ *   softmax_xent_*_gpu        fused softmax + mean cross-entropy, loss left on the device; its gradient
  *   sgd_momentum_gpu          SGD with momentum over ONE flat buffer holding every parameter
  *
  * Build and test (no GPU needed: the CPU simulator runs the same code):
@@ -29,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <cuda_runtime.h>
+
 #ifdef __cplusplus
 extern "C" { /* chapter 03's headers are C; this file's .cu are C++ */
 #endif
@@ -41,6 +44,17 @@ extern "C" { /* chapter 03's headers are C; this file's .cu are C++ */
 #define CH06_THREADS 256
 /* Tile edge of the tiled GEMM kernel: a 16x16 block computes a 16x16 tile of C. */
 #define CH06_TILE 16
+
+/* ---- The stream ------------------------------------------------------------------------------------------ */
+
+/* Every later launch of this chapter's functions, and the cuBLAS handle's work, goes to `stream` (as
+ * cublasSetStream does for cuBLAS). Chapter 07 gives a stream it created, because a CUDA Graph can only be
+ * captured from such a stream, never from the legacy default stream 0. Chapter 05's kernel (GPU_GEMM_CH05)
+ * is launched by chapter 05's code on the default stream whatever is set here: it keeps its place in the
+ * order (the legacy stream waits for, and is waited for by, every stream made by cudaStreamCreate), but
+ * cannot be captured. */
+void cuda_layers_set_stream(cudaStream_t stream);
+cudaStream_t cuda_layers_stream(void);
 
 /* ---- GEMM ------------------------------------------------------------------------------------------------ */
 
@@ -126,6 +140,12 @@ void dropout_philox_mask_cpu(uint64_t seed, uint64_t offset, float p, uint8_t *m
  * [0, 1). Give every dropout layer and every step its own (seed, offset) pair, e.g. offset = step * L + layer. */
 void dropout_forward_gpu(const float *x, float *y, uint8_t *mask, size_t n, float p, uint64_t seed,
                          uint64_t offset);
+/* The same with the offset read on the device when the kernel runs: offset = *offset_base + offset_add,
+ * offset_base a device pointer. For a CUDA Graph, whose kernel arguments are frozen when it is captured: the
+ * graph replays every step with the same arguments, so the step's offset must come from memory that the
+ * step itself advances (chapter 07). PyTorch feeds Philox to its captured graphs the same way. */
+void dropout_forward_gpu_device_offset(const float *x, float *y, uint8_t *mask, size_t n, float p, uint64_t seed,
+                                       const uint64_t *offset_base, uint64_t offset_add);
 /* dx = dy * mask / (1 - p). */
 void dropout_backward_gpu(const float *dy, const uint8_t *mask, float *dx, size_t n, float p);
 
@@ -145,10 +165,12 @@ void linear_backward_gpu(GpuGemm backend, const float *x, const float *w, const 
 
 /* probs[r] = softmax(logits[r]); loss[0] = (1/batch) sum_r (logsumexp(logits[r]) - logits[r][labels[r]]),
  * written on the DEVICE (one block, a fixed-order reduction: the same loss every run). An invalid label
- * gives a NaN loss. logits, probs (batch, classes); labels (batch); loss (1). The backward is chapter 04's
- * softmax_xent_backward (cuda_basics.h), linked as it is. */
+ * gives a NaN loss. logits, probs (batch, classes); labels (batch); loss (1). */
 void softmax_xent_forward_gpu(const float *logits, const int32_t *labels, float *probs, float *loss, int batch,
                               int classes);
+/* dlogits = (probs - onehot(labels)) / batch: chapter 04's kernel (softmax_xent_backward_kernel, linked as it
+ * is) launched on this chapter's stream.  probs, dlogits (batch, classes); labels (batch). */
+void softmax_xent_backward_gpu(const float *probs, const int32_t *labels, float *dlogits, int batch, int classes);
 
 /* ---- SGD with momentum over a flat parameter buffer ------------------------------------------------------ */
 

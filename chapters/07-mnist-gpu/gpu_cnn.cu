@@ -1,9 +1,9 @@
 /* gpu_cnn.cu — Chapter 07: the CNN's training step and evaluation on the GPU (see gpu_cnn.h).
  *
  * Built twice like every .cu of the course: by nvcc for a real GPU, and for the CPU simulator (common/cusim),
- * where chapter 07's tests run it. The layers are chapter 06's; this file adds the two kernels a whole
- * trainer needs besides them (gather the batch, score the test set) and the bookkeeping that keeps the
- * host from ever waiting inside a step.
+ * where chapter 07's tests run it. The layers are chapter 06's; this file adds the kernels a whole trainer
+ * needs besides them (gather the batch, score the test set, keep the step's cursor), the bookkeeping that
+ * keeps the host from ever waiting inside a step, and the CUDA Graph that replays a whole step as one launch.
  */
 #include "gpu_cnn.h"
 
@@ -24,6 +24,25 @@ extern "C" {
 }
 
 #define EVAL_BATCH 256 /* test images per evaluation batch */
+
+/* The values that change from one training step to the next, kept on the DEVICE. A CUDA Graph freezes its
+ * kernels' arguments when it is captured, so a graph replayed every step cannot be handed the step's batch
+ * position, dropout offset or loss slot as arguments; its kernels read them from here instead, and the
+ * step's last kernel (finish_step_kernel) advances them for the next replay. */
+struct StepCursor {
+    uint64_t first; /* the batch's first position in the epoch's order */
+    uint64_t philox_offset; /* 2 * global_step: dropout layer l draws from Philox offset philox_offset + l */
+    uint64_t slot; /* the loss slot the step writes */
+};
+
+/* One instantiated graph of the training step, for one batch size and one set of frozen arguments. */
+struct StepGraph {
+    bool valid;
+    int n;
+    uint64_t seed;
+    float lr, momentum;
+    cudaGraphExec_t exec;
+};
 
 struct GpuCnn {
     CnnConfig config;
@@ -67,6 +86,18 @@ struct GpuCnn {
     float *d_conv2; /* (B, C2, H2, W2) */
     float *d_conv1; /* (B, C1, H1, W1) */
     float *workspace; /* im2col columns and GEMM outputs, sized for the larger convolution */
+
+    /* The stream all of the network's work goes to (a created one: the legacy stream cannot be captured). */
+    cudaStream_t stream;
+    /* The step's cursor on the device, and what it will hold once the work enqueued so far has run. */
+    StepCursor *cursor;
+    StepCursor cursor_expected;
+    float *step_loss; /* (1) the current step's loss, before finish_step_kernel files it */
+    /* The CUDA Graph of the training step: on or off, the graphs (a full batch and the last partial one),
+     * and the node count of the last one captured. */
+    bool use_graph;
+    StepGraph graphs[2];
+    size_t graph_nodes;
 
     /* Losses: one device slot per step of an epoch, and their pinned host mirror. */
     float *losses, *losses_pinned;
@@ -139,11 +170,16 @@ bool gpu_cnn_device_available(char *name, size_t name_size, char *why, size_t wh
 /* x[b][p] = (images[order[first + b]][p] / 255 - mean) / std and labels[b] = all_labels[order[first + b]]:
  * the batch is gathered and normalised on the device, with exactly the float operations of the CPU loader
  * (normalize_pixels in common/train_util.c), so both paths see identical inputs. order == NULL means samples
- * first .. first + n - 1 in file order (evaluation). One thread per pixel. */
+ * first .. first + n - 1 in file order (evaluation). One thread per pixel.
+ * The first position is first_add + *first_base: a training step reads it from the device cursor (first_base
+ * = &cursor->first, first_add = 0), which is what lets a CUDA Graph replay the step; evaluation gives it as
+ * a value (first_base = NULL). */
 __global__ void gather_normalize_kernel(const uint8_t *images, const int32_t *all_labels, const uint32_t *order,
-                                        size_t first, int n, int pixels, float *x, int32_t *labels)
+                                        const uint64_t *first_base, size_t first_add, int n, int pixels, float *x,
+                                        int32_t *labels)
 {
-    /* BEGIN EXERCISE ch07.gather_normalize: for each i < n*pixels (grid-stride): b = i / pixels, p = i % pixels; sample = order ? order[first + b] : first + b; x[i] = (images[sample*pixels + p] / 255.0f - MNIST_MEAN) / MNIST_STD; the thread with p == 0 also writes labels[b] = all_labels[sample] (about 10 lines) */
+    /* BEGIN EXERCISE ch07.gather_normalize: first = first_add + (first_base ? *first_base : 0); for each i < n*pixels (grid-stride): b = i / pixels, p = i % pixels; sample = order ? order[first + b] : first + b; x[i] = (images[sample*pixels + p] / 255.0f - MNIST_MEAN) / MNIST_STD; the thread with p == 0 also writes labels[b] = all_labels[sample] (about 10 lines) */
+    const size_t first = first_add + (first_base != NULL ? *first_base : 0);
     const size_t total = (size_t)n * pixels;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)blockDim.x * gridDim.x) {
         const size_t b = i / pixels, p = i % pixels;
@@ -184,6 +220,23 @@ __global__ void score_rows_kernel(const float *logits, const int32_t *labels, in
     loss[first + row] = (label >= 0 && label < classes) ? max + logf(sum) - z[label] : NAN;
     predicted[first + row] = best;
     /* END EXERCISE */
+}
+
+/* The training step's last kernel: file the step's loss in its slot and move the cursor to the next step.
+ * One thread; it runs after every other kernel of the step (same stream), so nothing reads the cursor while
+ * it changes. */
+__global__ void finish_step_kernel(StepCursor *cursor, const float *step_loss, float *losses, int n)
+{
+    losses[cursor->slot] = *step_loss;
+    cursor->first += (uint64_t)n;
+    cursor->philox_offset += 2; /* two dropout layers per step */
+    cursor->slot += 1;
+}
+
+/* Put the cursor where the host says (the first step of an epoch, or a resume), in stream order. */
+__global__ void set_cursor_kernel(StepCursor *cursor, StepCursor value)
+{
+    *cursor = value;
 }
 
 /* ---- Creation ------------------------------------------------------------------------------------------- */
@@ -261,7 +314,38 @@ GpuCnn *gpu_cnn_create(const Cnn *shape, int max_batch, GpuCnnKernels kernels, C
     g->workspace = device_alloc<float>(ws1 > ws2 ? ws1 : ws2);
     CUDA_CHECK(cudaEventCreateWithFlags(&g->loss_ready[0], cudaEventDisableTiming));
     CUDA_CHECK(cudaEventCreateWithFlags(&g->loss_ready[1], cudaEventDisableTiming));
+    g->cursor = device_alloc<StepCursor>(1);
+    g->cursor_expected.first = UINT64_MAX; /* unknown: the first step sets it */
+    g->step_loss = device_alloc<float>(1);
+    /* A blocking stream (cudaStreamCreate's default): the plain cudaMemcpy calls below, on the legacy stream,
+     * wait for it and it waits for them, so they keep their place in the order without extra syncs. */
+    CUDA_CHECK(cudaStreamCreate(&g->stream));
+    g->use_graph = false;
     return g;
+}
+
+bool gpu_cnn_set_graph(GpuCnn *g, bool on, char *why, size_t why_size)
+{
+    why[0] = '\0';
+    if (on && g->kernels == GPU_CNN_CH05) {
+        snprintf(why, why_size, "chapter 05's kernel is launched by chapter 05's code on the legacy default stream, "
+                                "which cannot be captured");
+        on = false;
+    }
+    g->use_graph = on;
+    return on;
+}
+
+size_t gpu_cnn_graph_nodes(const GpuCnn *g) { return g->graph_nodes; }
+
+static void destroy_graphs(GpuCnn *g)
+{
+    for (int i = 0; i < 2; ++i) {
+        if (g->graphs[i].valid) {
+            CUDA_CHECK(cudaGraphExecDestroy(g->graphs[i].exec));
+            g->graphs[i].valid = false;
+        }
+    }
 }
 
 void gpu_cnn_destroy(GpuCnn *g)
@@ -273,7 +357,9 @@ void gpu_cnn_destroy(GpuCnn *g)
                       g->test_labels, g->order, g->x, g->labels, g->r1, g->r2, g->pooled, g->argmax, g->mask1,
                       g->dropped1, g->hidden, g->mask2, g->dropped2, g->logits, g->probs, g->d_logits,
                       g->d_hidden, g->dz_hidden, g->d_features, g->d_conv2, g->d_conv1, g->workspace, g->losses,
-                      g->eval_loss, g->eval_predicted};
+                      g->eval_loss, g->eval_predicted, g->cursor, g->step_loss};
+    CUDA_CHECK(cudaStreamSynchronize(g->stream));
+    destroy_graphs(g);
     for (size_t i = 0; i < sizeof device / sizeof device[0]; ++i) {
         CUDA_CHECK(cudaFree(device[i]));
     }
@@ -281,6 +367,10 @@ void gpu_cnn_destroy(GpuCnn *g)
     CUDA_CHECK(cudaFreeHost(g->losses_pinned));
     CUDA_CHECK(cudaEventDestroy(g->loss_ready[0]));
     CUDA_CHECK(cudaEventDestroy(g->loss_ready[1]));
+    if (cuda_layers_stream() == g->stream) {
+        cuda_layers_set_stream(0);
+    }
+    CUDA_CHECK(cudaStreamDestroy(g->stream));
     free(g);
 }
 
@@ -350,12 +440,21 @@ void gpu_cnn_set_order(GpuCnn *g, const uint32_t *order, size_t count)
     /* The previous epoch's copy out of order_pinned finished long ago: every epoch ends with an evaluation,
      * which waits for the GPU. So the staging buffer can be overwritten now. */
     memcpy(g->order_pinned, order, count * sizeof *order);
-    CUDA_CHECK(cudaMemcpyAsync(g->order, g->order_pinned, count * sizeof *order, cudaMemcpyHostToDevice, 0));
+    CUDA_CHECK(cudaMemcpyAsync(g->order, g->order_pinned, count * sizeof *order, cudaMemcpyHostToDevice, g->stream));
 }
 
 size_t gpu_cnn_loss_slots(const GpuCnn *g) { return g->loss_slots; }
 
 /* ---- The training step ---------------------------------------------------------------------------------- */
+
+/* Chapter 06's functions launch on the stream last given to cuda_layers_set_stream: make it this network's
+ * before enqueuing its work (two networks in one program each keep to their own stream). */
+static void use_stream(GpuCnn *g)
+{
+    if (cuda_layers_stream() != g->stream) {
+        cuda_layers_set_stream(g->stream);
+    }
+}
 
 static float *param(GpuCnn *g, int t) { return g->params + g->offsets[t]; }
 static float *grad(GpuCnn *g, int t) { return g->grads + g->offsets[t]; }
@@ -363,16 +462,18 @@ static float *grad(GpuCnn *g, int t) { return g->grads + g->offsets[t]; }
 /* What dropout does in a forward pass. */
 typedef enum DropoutMode {
     DROPOUT_OFF, /* evaluation: dropout is the identity */
-    DROPOUT_DRAW, /* training: draw Philox masks (seed, 2 * step + layer) and apply them, in one kernel each */
+    DROPOUT_DRAW, /* training: draw Philox masks (seed, cursor->philox_offset + layer) and apply them, in one
+                   * kernel each */
     DROPOUT_GIVEN, /* training with the masks already in mask1/mask2 (the parity test's PyTorch masks) */
 } DropoutMode;
 
-/* Inverted dropout on n values: x -> y with mask (drawn or given), as the mode says. */
-static void dropout(DropoutMode mode, const float *x, float *y, uint8_t *mask, size_t n, float p, uint64_t seed,
-                    uint64_t offset)
+/* Inverted dropout on n values: x -> y with mask (drawn or given), as the mode says; `layer` 0 or 1. */
+static void dropout(GpuCnn *g, DropoutMode mode, const float *x, float *y, uint8_t *mask, size_t n, float p,
+                    uint64_t seed, int layer)
 {
     if (mode == DROPOUT_DRAW) {
-        dropout_forward_gpu(x, y, mask, n, p, seed, offset);
+        /* The offset is read from the device cursor when the kernel runs (see StepCursor). */
+        dropout_forward_gpu_device_offset(x, y, mask, n, p, seed, &g->cursor->philox_offset, (uint64_t)layer);
     } else {
         /* With a given mask, y = x * mask / (1 - p) is exactly dropout's backward formula. */
         dropout_backward_gpu(x, mask, y, n, p);
@@ -380,7 +481,7 @@ static void dropout(DropoutMode mode, const float *x, float *y, uint8_t *mask, s
 }
 
 /* The forward pass from g->x (n rows) to g->logits. */
-static void forward(GpuCnn *g, int n, DropoutMode mode, uint64_t seed, uint64_t global_step)
+static void forward(GpuCnn *g, int n, DropoutMode mode, uint64_t seed)
 {
     const CnnConfig *c = &g->config;
     g->conv1.batch = g->conv2.batch = n;
@@ -392,15 +493,14 @@ static void forward(GpuCnn *g, int n, DropoutMode mode, uint64_t seed, uint64_t 
     maxpool2_forward_gpu(g->r2, g->pooled, g->argmax, n, c->conv2_channels, g->h2, g->w2);
     const float *features = g->pooled; /* flatten: (n, C2, H3, W3) is (n, F) in memory */
     if (mode != DROPOUT_OFF) {
-        dropout(mode, g->pooled, g->dropped1, g->mask1, (size_t)n * g->features, c->dropout1, seed, 2 * global_step);
+        dropout(g, mode, g->pooled, g->dropped1, g->mask1, (size_t)n * g->features, c->dropout1, seed, 0);
         features = g->dropped1;
     }
     linear_forward_gpu(g->gemm, features, param(g, CNN_FC1_W), param(g, CNN_FC1_B), g->hidden, n,
                        (int)g->features, c->hidden, true);
     const float *hidden = g->hidden;
     if (mode != DROPOUT_OFF) {
-        dropout(mode, g->hidden, g->dropped2, g->mask2, (size_t)n * c->hidden, c->dropout2, seed,
-                2 * global_step + 1);
+        dropout(g, mode, g->hidden, g->dropped2, g->mask2, (size_t)n * c->hidden, c->dropout2, seed, 1);
         hidden = g->dropped2;
     }
     linear_forward_gpu(g->gemm, hidden, param(g, CNN_FC2_W), param(g, CNN_FC2_B), g->logits, n, c->hidden,
@@ -413,7 +513,7 @@ static void loss_backward_update(GpuCnn *g, int n, float *loss, float lr, float 
     const CnnConfig *c = &g->config;
     const size_t nf = (size_t)n * g->features, nh = (size_t)n * c->hidden;
     softmax_xent_forward_gpu(g->logits, g->labels, g->probs, loss, n, c->classes);
-    softmax_xent_backward(g->probs, g->labels, g->d_logits, n, c->classes); /* chapter 04 */
+    softmax_xent_backward_gpu(g->probs, g->labels, g->d_logits, n, c->classes);
     linear_backward_gpu(g->gemm, g->dropped2, param(g, CNN_FC2_W), NULL, g->d_logits, false, NULL, g->d_hidden,
                         grad(g, CNN_FC2_W), grad(g, CNN_FC2_B), n, c->hidden, c->classes);
     dropout_backward_gpu(g->d_hidden, g->mask2, g->d_hidden, nh, c->dropout2); /* in place: element-wise */
@@ -429,6 +529,50 @@ static void loss_backward_update(GpuCnn *g, int n, float *loss, float lr, float 
     sgd_momentum_gpu(g->params, g->grads, g->velocity, g->flat_count, lr, momentum, 0.0f);
 }
 
+/* Enqueue one whole training step of n samples at the device cursor, on g->stream: gather, forward, loss,
+ * backward, SGD, and finish_step_kernel. Everything that changes between steps is read from the cursor, so
+ * that this sequence, captured once, is a graph that every later step replays. */
+static void enqueue_train_step(GpuCnn *g, int n, uint64_t seed, float lr, float momentum)
+{
+    gather_normalize_kernel<<<blocks_for((size_t)n * g->image_pixels), CH06_THREADS, 0, g->stream>>>(
+        g->train_images, g->train_labels, g->order, &g->cursor->first, 0, n, (int)g->image_pixels, g->x, g->labels);
+    CUDA_CHECK(cudaGetLastError());
+    forward(g, n, DROPOUT_DRAW, seed);
+    loss_backward_update(g, n, g->step_loss, lr, momentum);
+    finish_step_kernel<<<1, 1, 0, g->stream>>>(g->cursor, g->step_loss, g->losses, n);
+    CUDA_CHECK(cudaGetLastError());
+}
+
+/* The instantiated graph for a step of n samples with these frozen arguments: found, or captured now. A run
+ * needs two (the full batch, and the epoch's last partial batch); a third shape replaces the second. */
+static const StepGraph *step_graph(GpuCnn *g, int n, uint64_t seed, float lr, float momentum)
+{
+    for (int i = 0; i < 2; ++i) {
+        const StepGraph *s = &g->graphs[i];
+        if (s->valid && s->n == n && s->seed == seed && s->lr == lr && s->momentum == momentum) {
+            return s;
+        }
+    }
+    StepGraph *s = g->graphs[0].valid ? &g->graphs[1] : &g->graphs[0];
+    if (s->valid) {
+        CUDA_CHECK(cudaGraphExecDestroy(s->exec));
+    }
+    /* Capture: the kernels (and cuBLAS's) enqueued on the stream between Begin and End are recorded, not run. */
+    cudaGraph_t graph;
+    CUDA_CHECK(cudaStreamBeginCapture(g->stream, cudaStreamCaptureModeGlobal));
+    enqueue_train_step(g, n, seed, lr, momentum);
+    CUDA_CHECK(cudaStreamEndCapture(g->stream, &graph));
+    CUDA_CHECK(cudaGraphGetNodes(graph, NULL, &g->graph_nodes));
+    CUDA_CHECK(cudaGraphInstantiate(&s->exec, graph, 0));
+    CUDA_CHECK(cudaGraphDestroy(graph)); /* the executable graph keeps what it needs */
+    s->valid = true;
+    s->n = n;
+    s->seed = seed;
+    s->lr = lr;
+    s->momentum = momentum;
+    return s;
+}
+
 void gpu_cnn_train_step(GpuCnn *g, size_t first, int n, uint64_t seed, uint64_t global_step, size_t slot, float lr,
                         float momentum)
 {
@@ -436,11 +580,21 @@ void gpu_cnn_train_step(GpuCnn *g, size_t first, int n, uint64_t seed, uint64_t 
         die("gpu_cnn_train_step: samples [%zu, %zu) of %zu, batch limit %d, loss slot %zu of %zu", first,
             first + (size_t)n, g->train_count, g->max_batch, slot, g->loss_slots);
     }
-    gather_normalize_kernel<<<blocks_for((size_t)n * g->image_pixels), CH06_THREADS>>>(
-        g->train_images, g->train_labels, g->order, first, n, (int)g->image_pixels, g->x, g->labels);
-    CUDA_CHECK(cudaGetLastError());
-    forward(g, n, DROPOUT_DRAW, seed, global_step);
-    loss_backward_update(g, n, g->losses + slot, lr, momentum);
+    /* The cursor moves by itself from one step to the next; it is set only where the caller jumps (the first
+     * step of an epoch, a resume). */
+    use_stream(g);
+    const StepCursor want = {first, 2 * global_step, slot};
+    if (memcmp(&want, &g->cursor_expected, sizeof want) != 0) {
+        set_cursor_kernel<<<1, 1, 0, g->stream>>>(g->cursor, want);
+        CUDA_CHECK(cudaGetLastError());
+    }
+    if (g->use_graph) {
+        CUDA_CHECK(cudaGraphLaunch(step_graph(g, n, seed, lr, momentum)->exec, g->stream));
+    } else {
+        enqueue_train_step(g, n, seed, lr, momentum);
+    }
+    const StepCursor next = {first + (uint64_t)n, 2 * global_step + 2, slot + 1}; /* what finish_step leaves */
+    g->cursor_expected = next;
 }
 
 float gpu_cnn_train_step_given(GpuCnn *g, const float *x, const int32_t *labels, const uint8_t *mask1,
@@ -449,11 +603,12 @@ float gpu_cnn_train_step_given(GpuCnn *g, const float *x, const int32_t *labels,
     if (n < 1 || n > g->max_batch || g->losses == NULL) {
         die("gpu_cnn_train_step_given: batch %d (limit %d), or no data uploaded", n, g->max_batch);
     }
+    use_stream(g);
     CUDA_CHECK(cudaMemcpy(g->x, x, (size_t)n * g->image_pixels * sizeof *x, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(g->labels, labels, (size_t)n * sizeof *labels, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(g->mask1, mask1, (size_t)n * g->features, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(g->mask2, mask2, (size_t)n * g->config.hidden, cudaMemcpyHostToDevice));
-    forward(g, n, DROPOUT_GIVEN, 0, 0);
+    forward(g, n, DROPOUT_GIVEN, 0);
     loss_backward_update(g, n, g->losses, lr, momentum);
     float loss;
     CUDA_CHECK(cudaMemcpy(&loss, g->losses, sizeof loss, cudaMemcpyDeviceToHost));
@@ -470,8 +625,8 @@ void gpu_cnn_losses_fetch(GpuCnn *g, size_t first, size_t count, int ticket)
     /* Pinned (page-locked) host memory is what lets this copy run asynchronously: the GPU's copy engine writes
      * it directly while the host goes on queueing steps. From pageable memory the copy would be synchronous. */
     CUDA_CHECK(cudaMemcpyAsync(g->losses_pinned + first, g->losses + first, count * sizeof(float),
-                               cudaMemcpyDeviceToHost, 0));
-    CUDA_CHECK(cudaEventRecord(g->loss_ready[ticket], 0));
+                               cudaMemcpyDeviceToHost, g->stream));
+    CUDA_CHECK(cudaEventRecord(g->loss_ready[ticket], g->stream));
 }
 
 const float *gpu_cnn_losses_wait(GpuCnn *g, int ticket)
@@ -485,15 +640,17 @@ const float *gpu_cnn_losses_wait(GpuCnn *g, int ticket)
 double gpu_cnn_evaluate(GpuCnn *g, size_t *correct, size_t *confusion)
 {
     const int K = g->config.classes;
+    use_stream(g);
     for (size_t first = 0; first < g->test_count; first += (size_t)g->max_batch) {
         const size_t left = g->test_count - first;
         const int n = left < (size_t)g->max_batch ? (int)left : g->max_batch;
-        gather_normalize_kernel<<<blocks_for((size_t)n * g->image_pixels), CH06_THREADS>>>(
-            g->test_images, g->test_labels, (const uint32_t *)nullptr, first, n, (int)g->image_pixels, g->x, g->labels);
+        gather_normalize_kernel<<<blocks_for((size_t)n * g->image_pixels), CH06_THREADS, 0, g->stream>>>(
+            g->test_images, g->test_labels, (const uint32_t *)nullptr, (const uint64_t *)nullptr, first, n,
+            (int)g->image_pixels, g->x, g->labels);
         CUDA_CHECK(cudaGetLastError());
-        forward(g, n, DROPOUT_OFF, 0, 0);
-        score_rows_kernel<<<(n + 127) / 128, 128>>>(g->logits, g->labels, n, K, first, g->eval_loss,
-                                                    g->eval_predicted);
+        forward(g, n, DROPOUT_OFF, 0);
+        score_rows_kernel<<<(n + 127) / 128, 128, 0, g->stream>>>(g->logits, g->labels, n, K, first, g->eval_loss,
+                                                                  g->eval_predicted);
         CUDA_CHECK(cudaGetLastError());
     }
     const size_t count = g->test_count;

@@ -11,7 +11,10 @@
  *   - the loss: each step writes its loss into a device array; the host fetches a window of losses now and
  *     then with an asynchronous copy into pinned memory and reads the PREVIOUS window (already finished), so
  *     the progress bar and the NaN guard never make the host wait for the step in flight;
- *   - evaluation: per-sample loss and prediction on the device, one copy back per evaluation.
+ *   - evaluation: per-sample loss and prediction on the device, one copy back per evaluation;
+ *   - the training step as a CUDA Graph (gpu_cnn_set_graph): captured once per batch size, then replayed
+ *     with one launch per step instead of about 38. What changes from step to step (the batch's position,
+ *     the dropout offset, the loss slot) lives in a small device "cursor" that the step advances itself.
  *
  * Dropout masks come from Philox (common/philox.h) with stream (seed, offset = 2 * global_step + layer), so
  * the CPU path (gpu_cnn_philox_masks below fills a chapter 03 Cnn's masks the same way) draws exactly the same
@@ -86,6 +89,13 @@ void gpu_cnn_set_order(GpuCnn *g, const uint32_t *order, size_t count);
  * SGD momentum. Only enqueues work: returns before the GPU has run it. slot < gpu_cnn_loss_slots(g). */
 void gpu_cnn_train_step(GpuCnn *g, size_t first, int n, uint64_t seed, uint64_t global_step, size_t slot, float lr,
                         float momentum);
+/* Run each training step as a CUDA Graph (captured at the first step of each batch size, replayed after) or
+ * as separate launches. Both give the same bits. Returns whether graphs are now on; false with the reason in
+ * `why` when they cannot be (the ch05 kernels). Off by default. */
+bool gpu_cnn_set_graph(GpuCnn *g, bool on, char *why, size_t why_size);
+/* Nodes (kernels, cuBLAS's kernels, copies) of the last step graph captured; 0 before the first. */
+size_t gpu_cnn_graph_nodes(const GpuCnn *g);
+
 /* Slots of the device loss array: enough for one epoch's steps (set by gpu_cnn_upload_data). */
 size_t gpu_cnn_loss_slots(const GpuCnn *g);
 

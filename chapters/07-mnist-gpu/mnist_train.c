@@ -52,7 +52,7 @@
 #define LOSS_WINDOW 50
 
 typedef struct Options {
-    const char *device, *data, *kernels, *save, *resume, *log, *summary;
+    const char *device, *data, *kernels, *cuda_graph, *save, *resume, *log, *summary;
     int epochs, batch, seed, threads, padding, save_every, log_every, train_limit, test_limit;
     double lr, momentum;
 } Options;
@@ -128,6 +128,7 @@ typedef struct Run {
     bool cuda;
     Cnn net; /* the CPU network; on the GPU path it holds the weights for checkpoints */
     GpuCnn *gpu; /* NULL on the CPU path */
+    bool graph; /* the GPU step runs as a CUDA Graph */
     MnistSplit train, test;
     DataLoader loader;
     TrainState state;
@@ -350,8 +351,10 @@ static void run_training(Run *r)
             json_integer("train_samples", (long long)r->train.count),
             json_integer("test_samples", (long long)r->test.count),
             json_number_array("epoch_train_seconds", epoch_seconds, (size_t)r->opt.epochs),
+            json_string("cuda_graph", !r->cuda ? "n/a" : r->graph ? "on" : "off"),
+            json_integer("cuda_graph_nodes", r->graph ? (long long)gpu_cnn_graph_nodes(r->gpu) : 0),
         };
-        size_t n_fields = 14;
+        size_t n_fields = 16;
         train_history_json_fields(h, fields, &n_fields);
         CourseError err;
         if (json_summary_write(r->opt.summary, fields, n_fields, &err) != 0) {
@@ -434,7 +437,7 @@ int main(int argc, char **argv)
     Run run;
     memset(&run, 0, sizeof run);
     Options *o = &run.opt;
-    *o = (Options){.device = "auto", .kernels = "cublas", .epochs = 4, .batch = 64, .seed = 1, .threads = 2,
+    *o = (Options){.device = "auto", .kernels = "cublas", .cuda_graph = "on", .epochs = 4, .batch = 64, .seed = 1, .threads = 2,
                    .log_every = 50, .lr = 0.01, .momentum = 0.9};
     FlagSpec flags[] = {
         {"--device", FLAG_STRING, &o->device, 0, 0, "auto (the GPU if there is one, else the CPU), cuda or cpu"},
@@ -447,6 +450,7 @@ int main(int argc, char **argv)
         {"--padding", FLAG_INT, &o->padding, 0, 8, "zero padding of both 3x3 convolutions (0: fc1 9216 inputs; 1: 12544)"},
         {"--threads", FLAG_INT, &o->threads, 1, 1024, "CPU threads (the cpu device's convolutions)"},
         {"--kernels", FLAG_STRING, &o->kernels, 0, 0, "GPU kernels: cublas (default), ch05, tiled or direct"},
+        {"--cuda-graph", FLAG_STRING, &o->cuda_graph, 0, 0, "on (default): a GPU step is one graph launch"},
         {"--save", FLAG_STRING, &o->save, 0, 0, "write a .safetensors checkpoint here after every epoch (atomically)"},
         {"--save-every", FLAG_INT, &o->save_every, 0, 1 << 30, "also checkpoint every N steps (0: only at epoch ends)"},
         {"--resume", FLAG_STRING, &o->resume, 0, 0, "continue the run saved in this checkpoint"},
@@ -470,6 +474,9 @@ int main(int argc, char **argv)
     const int kernels = gpu_cnn_kernels_parse(o->kernels);
     if (kernels < 0) {
         die("--kernels: '%s' is not one of: cublas, ch05, tiled, direct", o->kernels);
+    }
+    if (strcmp(o->cuda_graph, "on") != 0 && strcmp(o->cuda_graph, "off") != 0) {
+        die("--cuda-graph: '%s' is not one of: on, off", o->cuda_graph);
     }
     char gpu_name[256], why[256];
     const bool have_gpu = gpu_cnn_device_available(gpu_name, sizeof gpu_name, why, sizeof why);
@@ -560,16 +567,19 @@ int main(int argc, char **argv)
            config.conv1_channels, config.conv2_channels, o->padding, config.dropout1, run.net.features, config.hidden,
            config.dropout2, config.hidden, config.classes);
     printf("training: batch %d, lr %g, momentum %g, seed %d, ", o->batch, o->lr, o->momentum, o->seed);
-    if (run.cuda) {
-        printf("GPU kernels %s\n", o->kernels);
-    } else {
-        printf("%d CPU threads, OpenBLAS\n", o->threads);
-    }
+    char graph_why[256] = "";
     if (run.cuda) {
         run.gpu = gpu_cnn_create(&run.net, o->batch, (GpuCnnKernels)kernels, &err);
         if (run.gpu == NULL) {
             error_exit(&err);
         }
+        run.graph = gpu_cnn_set_graph(run.gpu, strcmp(o->cuda_graph, "on") == 0, graph_why, sizeof graph_why);
+        printf("GPU kernels %s, CUDA Graph %s%s%s\n", o->kernels, run.graph ? "on" : "off", graph_why[0] ? ": " : "",
+               graph_why);
+    } else {
+        printf("%d CPU threads, OpenBLAS\n", o->threads);
+    }
+    if (run.cuda) {
         gpu_cnn_upload_data(run.gpu, &run.train, &run.test);
         gpu_cnn_set_parameters(run.gpu, &run.net);
     }
@@ -589,6 +599,9 @@ int main(int argc, char **argv)
         printf("the checkpoint already holds %d epochs: nothing to train (raise --epochs to continue)\n", st->epoch);
     } else {
         run_training(&run);
+        if (run.graph) {
+            printf("CUDA Graph: %zu nodes per training step, one launch\n", gpu_cnn_graph_nodes(run.gpu));
+        }
     }
 
     if (run.log.file != NULL) {

@@ -1,11 +1,13 @@
-/* cublas.cpp — the simulator's cuBLAS (see include/cublas_v2.h): handles, math mode, and SGEMM on the CPU
- * with cuBLAS's column-major semantics and argument checks. */
+/* cublas.cpp — the simulator's cuBLAS (see include/cublas_v2.h): handles, math mode, the handle's stream,
+ * and SGEMM on the CPU with cuBLAS's column-major semantics and argument checks. An SGEMM on a stream that is
+ * being captured becomes a node of the CUDA Graph (run at each cudaGraphLaunch), as cuBLAS's kernels do. */
 #include "include/cublas_v2.h"
 
 #include <vector>
 
 struct cublasContext {
     cublasMath_t mode;
+    cudaStream_t stream; /* where the handle's work goes: cublasSetStream; 0 (legacy stream) at creation */
 };
 
 cublasStatus_t cublasCreate(cublasHandle_t *handle)
@@ -13,7 +15,7 @@ cublasStatus_t cublasCreate(cublasHandle_t *handle)
     if (!handle) {
         return CUBLAS_STATUS_INVALID_VALUE;
     }
-    *handle = new cublasContext{CUBLAS_DEFAULT_MATH};
+    *handle = new cublasContext{CUBLAS_DEFAULT_MATH, nullptr};
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -46,9 +48,25 @@ cublasStatus_t cublasGetMathMode(cublasHandle_t handle, cublasMath_t *mode)
 
 cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream)
 {
-    (void)stream;
-    return handle ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
+    if (!handle) {
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    }
+    handle->stream = stream;
+    return CUBLAS_STATUS_SUCCESS;
 }
+
+cublasStatus_t cublasGetStream(cublasHandle_t handle, cudaStream_t *stream)
+{
+    if (!handle) {
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    }
+    *stream = handle->stream;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+/* The product itself, on the CPU (arguments already checked). */
+static void sgemm_now(bool ta, bool tb, int m, int n, int k, float a_scale, const float *A, int lda, const float *B,
+                      int ldb, float b_scale, float *C, int ldc);
 
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
                            int k, const float *alpha, const float *A, int lda, const float *B, int ldb,
@@ -71,7 +89,28 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
     if (m == 0 || n == 0) {
         return CUBLAS_STATUS_SUCCESS;
     }
+    /* alpha and beta are host pointers (CUBLAS_POINTER_MODE_HOST): their values are read now, also when the
+     * call is captured into a graph. */
     const float a_scale = *alpha, b_scale = *beta;
+    switch (cusim::capture_action(handle->stream, "cublasSgemm", nullptr, 0)) {
+    case cusim::CAPTURE_RUN_NOW:
+        break;
+    case cusim::CAPTURE_RECORD:
+        cusim::capture_record("cublasSgemm", [=]() {
+            sgemm_now(ta, tb, m, n, k, a_scale, A, lda, B, ldb, b_scale, C, ldc);
+            return cudaSuccess;
+        });
+        return CUBLAS_STATUS_SUCCESS;
+    case cusim::CAPTURE_REFUSED:
+        return CUBLAS_STATUS_EXECUTION_FAILED;
+    }
+    sgemm_now(ta, tb, m, n, k, a_scale, A, lda, B, ldb, b_scale, C, ldc);
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+static void sgemm_now(bool ta, bool tb, int m, int n, int k, float a_scale, const float *A, int lda, const float *B,
+                      int ldb, float b_scale, float *C, int ldc)
+{
     std::vector<float> column(m);
     for (int j = 0; j < n; j++) {
         for (int i = 0; i < m; i++) {
@@ -96,7 +135,6 @@ cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cubl
             c[i] = b_scale == 0.0f ? a_scale * column[i] : a_scale * column[i] + b_scale * c[i];
         }
     }
-    return CUBLAS_STATUS_SUCCESS;
 }
 
 const char *cublasGetStatusName(cublasStatus_t status)

@@ -975,6 +975,58 @@ cudaError_t launch(const LaunchConfig &config, const void *kernel, void (*body)(
     return last_error;
 }
 
+
+/* ------------------------------------------------------------------------------------------------ */
+/* Stream capture and graphs                                                                         */
+
+struct Capture {
+    cudaStream_t stream = nullptr; /* the stream being captured; nullptr when none */
+    bool invalidated = false; /* an illegal call happened during the capture */
+    std::vector<std::pair<const char *, std::function<cudaError_t()>>> nodes;
+};
+Capture capture;
+
+/* An operation that may not happen while a stream is captured (a synchronous copy, a wait, an allocation):
+ * refused with cudaErrorStreamCaptureUnsupported, and the capture invalidated, as CUDA does. */
+static cudaError_t refuse_during_capture(const char *what)
+{
+    capture.invalidated = true;
+    return report(cudaErrorStreamCaptureUnsupported,
+                  "%s while a stream is being captured into a CUDA Graph: a capture records work enqueued on the "
+                  "captured stream only; calls that wait for the GPU or allocate are not allowed until "
+                  "cudaStreamEndCapture (the capture is now invalidated)",
+                  what);
+}
+
+CaptureAction capture_action(cudaStream_t stream, const char *what, const char *file, int line)
+{
+    if (capture.stream == nullptr) {
+        return CAPTURE_RUN_NOW;
+    }
+    if (stream == capture.stream) {
+        return CAPTURE_RECORD;
+    }
+    if (stream == nullptr) {
+        capture.invalidated = true;
+        char site[512] = "";
+        if (file != nullptr) {
+            snprintf(site, sizeof site, "%s:%d: ", file, line);
+        }
+        report(cudaErrorStreamCaptureImplicit,
+               "%s%s on the legacy default stream (0) while another stream is being captured: the legacy "
+               "stream waits for every other stream, so this would depend on the capture; enqueue it on the "
+               "captured stream (the capture is now invalidated)",
+               site, what);
+        return CAPTURE_REFUSED;
+    }
+    return CAPTURE_RUN_NOW; /* another created stream is independent of the capture */
+}
+
+void capture_record(const char *what, std::function<cudaError_t()> run)
+{
+    capture.nodes.emplace_back(what, std::move(run));
+}
+
 } /* namespace cusim */
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -992,9 +1044,18 @@ using cusim::sticky_error;
         } \
     } while (0)
 
+/* For the calls a stream capture forbids (see cusim::refuse_during_capture). */
+#define REFUSE_DURING_CAPTURE(what) \
+    do { \
+        if (cusim::capture.stream != nullptr) { \
+            return cusim::refuse_during_capture(what); \
+        } \
+    } while (0)
+
 cudaError_t cudaMalloc(void **ptr, size_t size)
 {
     RETURN_IF_STICKY();
+    REFUSE_DURING_CAPTURE("cudaMalloc");
     if (!ptr) {
         return cusim::report(cudaErrorInvalidValue, "cudaMalloc: null pointer for the result");
     }
@@ -1013,6 +1074,7 @@ cudaError_t cudaMalloc(void **ptr, size_t size)
 
 cudaError_t cudaFree(void *ptr)
 {
+    REFUSE_DURING_CAPTURE("cudaFree");
     if (!ptr) {
         return cudaSuccess;
     }
@@ -1069,6 +1131,7 @@ static cudaError_t check_device_range(const char *what, const void *p, size_t co
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, cudaMemcpyKind kind)
 {
     RETURN_IF_STICKY();
+    REFUSE_DURING_CAPTURE("cudaMemcpy (synchronous)");
     if (count == 0) {
         return cudaSuccess;
     }
@@ -1091,13 +1154,22 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t count, cudaMemcpyKind 
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t count, cudaMemcpyKind kind, cudaStream_t stream)
 {
-    (void)stream;
+    switch (cusim::capture_action(stream, "cudaMemcpyAsync", nullptr, 0)) {
+    case cusim::CAPTURE_RUN_NOW:
+        break;
+    case cusim::CAPTURE_RECORD: /* a copy node: it copies what the memory holds when the graph runs */
+        cusim::capture_record("cudaMemcpyAsync", [=]() { return cudaMemcpy(dst, src, count, kind); });
+        return cudaSuccess;
+    case cusim::CAPTURE_REFUSED:
+        return cudaErrorStreamCaptureImplicit;
+    }
     return cudaMemcpy(dst, src, count, kind);
 }
 
 cudaError_t cudaMemset(void *dst, int value, size_t count)
 {
     RETURN_IF_STICKY();
+    REFUSE_DURING_CAPTURE("cudaMemset (synchronous)");
     if (count == 0) {
         return cudaSuccess;
     }
@@ -1110,12 +1182,21 @@ cudaError_t cudaMemset(void *dst, int value, size_t count)
 
 cudaError_t cudaMemsetAsync(void *dst, int value, size_t count, cudaStream_t stream)
 {
-    (void)stream;
+    switch (cusim::capture_action(stream, "cudaMemsetAsync", nullptr, 0)) {
+    case cusim::CAPTURE_RUN_NOW:
+        break;
+    case cusim::CAPTURE_RECORD:
+        cusim::capture_record("cudaMemsetAsync", [=]() { return cudaMemset(dst, value, count); });
+        return cudaSuccess;
+    case cusim::CAPTURE_REFUSED:
+        return cudaErrorStreamCaptureImplicit;
+    }
     return cudaMemset(dst, value, count);
 }
 
 cudaError_t cudaDeviceSynchronize(void)
 {
+    REFUSE_DURING_CAPTURE("cudaDeviceSynchronize");
     return sticky_error; /* launches are synchronous here: a kernel's failure is already known */
 }
 
@@ -1124,6 +1205,7 @@ cudaError_t cudaDeviceReset(void)
     sticky_error = cudaSuccess;
     last_error = cudaSuccess;
     cusim::function_attributes.clear();
+    cusim::capture = cusim::Capture();
     return cudaSuccess;
 }
 
@@ -1158,6 +1240,11 @@ const char *cudaGetErrorName(cudaError_t error)
     case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
     case cudaErrorAssert: return "cudaErrorAssert";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorStreamCaptureImplicit: return "cudaErrorStreamCaptureImplicit";
     }
     return "cudaErrorUnknown";
 }
@@ -1181,6 +1268,12 @@ const char *cudaGetErrorString(cudaError_t error)
     case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
     case cudaErrorAssert: return "device-side assert triggered";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
+    case cudaErrorNotSupported: return "operation not supported";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorStreamCaptureImplicit: return "operation would make the legacy stream depend on a capturing "
+                                                 "blocking stream";
     }
     return "unknown error";
 }
@@ -1312,6 +1405,7 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream)
 cudaError_t cudaStreamSynchronize(cudaStream_t stream)
 {
     (void)stream;
+    REFUSE_DURING_CAPTURE("cudaStreamSynchronize");
     return sticky_error;
 }
 
@@ -1329,7 +1423,15 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *event, unsigned int flags)
 
 cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 {
-    (void)stream;
+    switch (cusim::capture_action(stream, "cudaEventRecord", nullptr, 0)) {
+    case cusim::CAPTURE_RUN_NOW:
+        break;
+    case cusim::CAPTURE_RECORD:
+        return cusim::report(cudaErrorNotSupported, "cudaEventRecord on a stream being captured: event nodes are "
+                                                    "not simulated");
+    case cusim::CAPTURE_REFUSED:
+        return cudaErrorStreamCaptureImplicit;
+    }
     if (!event) {
         return cusim::report(cudaErrorInvalidResourceHandle, "cudaEventRecord: null event");
     }
@@ -1343,6 +1445,7 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream)
 cudaError_t cudaEventSynchronize(cudaEvent_t event)
 {
     (void)event;
+    REFUSE_DURING_CAPTURE("cudaEventSynchronize");
     return sticky_error;
 }
 
@@ -1361,6 +1464,113 @@ cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
 cudaError_t cudaEventDestroy(cudaEvent_t event)
 {
     delete event;
+    return cudaSuccess;
+}
+
+/* ---- Graphs ---- */
+
+struct CUgraph_st {
+    std::vector<std::pair<const char *, std::function<cudaError_t()>>> nodes;
+};
+struct CUgraphExec_st {
+    std::vector<std::pair<const char *, std::function<cudaError_t()>>> nodes;
+};
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode)
+{
+    (void)mode;
+    RETURN_IF_STICKY();
+    if (stream == nullptr) {
+        return cusim::report(cudaErrorStreamCaptureUnsupported, "cudaStreamBeginCapture: the legacy default stream "
+                                                                "(0) cannot be captured; create a stream");
+    }
+    if (cusim::capture.stream != nullptr) {
+        return cusim::report(cudaErrorNotSupported, "cudaStreamBeginCapture: a capture is already under way (the "
+                                                    "simulator captures one stream at a time)");
+    }
+    cusim::capture = cusim::Capture();
+    cusim::capture.stream = stream;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph)
+{
+    if (stream == nullptr || stream != cusim::capture.stream) {
+        return cusim::report(cudaErrorIllegalState, "cudaStreamEndCapture: this stream is not being captured");
+    }
+    const bool invalidated = cusim::capture.invalidated;
+    auto nodes = std::move(cusim::capture.nodes);
+    cusim::capture = cusim::Capture();
+    *graph = nullptr;
+    if (invalidated) {
+        return cusim::report(cudaErrorStreamCaptureInvalidated, "cudaStreamEndCapture: the capture was invalidated "
+                                                                "by an earlier error (see above)");
+    }
+    *graph = new CUgraph_st{std::move(nodes)};
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus *status)
+{
+    *status = stream != nullptr && stream == cusim::capture.stream
+                  ? (cusim::capture.invalidated ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive)
+                  : cudaStreamCaptureStatusNone;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags)
+{
+    (void)flags;
+    if (!graph) {
+        return cusim::report(cudaErrorInvalidValue, "cudaGraphInstantiate: null graph");
+    }
+    REFUSE_DURING_CAPTURE("cudaGraphInstantiate");
+    *exec = new CUgraphExec_st{graph->nodes};
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream)
+{
+    (void)stream;
+    RETURN_IF_STICKY();
+    if (!exec) {
+        return cusim::report(cudaErrorInvalidValue, "cudaGraphLaunch: null graph");
+    }
+    REFUSE_DURING_CAPTURE("cudaGraphLaunch");
+    /* The nodes in capture order: one stream's capture is a chain, each node depending on the one before. */
+    for (auto &node : exec->nodes) {
+        const cudaError_t e = node.second();
+        if (e != cudaSuccess) {
+            return e;
+        }
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t *nodes, size_t *count)
+{
+    if (!graph || !count) {
+        return cusim::report(cudaErrorInvalidValue, "cudaGraphGetNodes: null graph or count");
+    }
+    if (nodes) {
+        const size_t n = *count < graph->nodes.size() ? *count : graph->nodes.size();
+        for (size_t i = 0; i < n; i++) {
+            nodes[i] = reinterpret_cast<cudaGraphNode_t>(i + 1); /* opaque handles, not usable otherwise */
+        }
+    }
+    *count = graph->nodes.size();
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
+{
+    delete exec;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph)
+{
+    delete graph;
     return cudaSuccess;
 }
 

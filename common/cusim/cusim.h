@@ -41,6 +41,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -112,11 +114,16 @@ enum cudaError {
     cudaErrorNoDevice = 100,
     cudaErrorInvalidDevice = 101,
     cudaErrorInvalidResourceHandle = 400,
+    cudaErrorIllegalState = 401,
     cudaErrorNotReady = 600,
     cudaErrorIllegalAddress = 700,
     cudaErrorLaunchOutOfResources = 701,
     cudaErrorAssert = 710,
     cudaErrorLaunchFailure = 719,
+    cudaErrorNotSupported = 801,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorStreamCaptureImplicit = 906,
 };
 typedef enum cudaError cudaError_t;
 
@@ -177,6 +184,19 @@ typedef struct CUevent_st *cudaEvent_t;
 #define cudaEventDisableTiming 0x02
 #define cudaStreamDefault 0x00
 #define cudaStreamNonBlocking 0x01
+typedef struct CUgraph_st *cudaGraph_t;
+typedef struct CUgraphExec_st *cudaGraphExec_t;
+typedef struct CUgraphNode_st *cudaGraphNode_t;
+enum cudaStreamCaptureMode {
+    cudaStreamCaptureModeGlobal = 0,
+    cudaStreamCaptureModeThreadLocal = 1,
+    cudaStreamCaptureModeRelaxed = 2,
+};
+enum cudaStreamCaptureStatus {
+    cudaStreamCaptureStatusNone = 0,
+    cudaStreamCaptureStatusActive = 1,
+    cudaStreamCaptureStatusInvalidated = 2,
+};
 
 /* ---- Host API ---- */
 cudaError_t cudaMalloc(void **ptr, size_t size);
@@ -247,6 +267,22 @@ cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = 0);
 cudaError_t cudaEventSynchronize(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
+/* CUDA Graphs by stream capture. Between cudaStreamBeginCapture(s) and cudaStreamEndCapture(s), what is
+ * enqueued on s (kernels, cudaMemcpyAsync, cudaMemsetAsync, cuBLAS calls on a handle set to s) is recorded
+ * instead of run; cudaGraphLaunch replays the recorded operations in order, with the arguments they had at
+ * capture. As on a GPU (any capture mode is treated as cudaStreamCaptureModeGlobal), these are refused while
+ * a capture is under way and invalidate it: work on the legacy default stream (0), and the calls that wait
+ * or allocate (cudaMemcpy, cudaMemset, cudaMalloc, cudaFree, the synchronize calls). The simulator records
+ * one stream's capture at a time and no event nodes. */
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus *status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+/* nodes == NULL: *count gets the number of nodes. The node handles are not usable for anything else here. */
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t *nodes, size_t *count);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
 
 /* ---- Simulator-only API (for the simulator's own tests; chapter code never calls these) ---- */
 /* Thread order for the following launches: "forward", "reverse", "random" or "random:SEED". Returns 0, or
@@ -271,6 +307,16 @@ struct LaunchConfig {
 
 /* Runs `body(context)` as every thread of every block of the launch; returns the launch's error. */
 cudaError_t launch(const LaunchConfig &config, const void *kernel, void (*body)(void *), void *context);
+
+/* Stream capture (see cudaStreamBeginCapture): what to do with an operation enqueued on `stream`. */
+enum CaptureAction {
+    CAPTURE_RUN_NOW, /* no capture under way, or another created stream: run it now */
+    CAPTURE_RECORD, /* `stream` is being captured: give the operation to capture_record */
+    CAPTURE_REFUSED, /* refused and reported (the legacy stream during a capture); the capture is invalidated */
+};
+CaptureAction capture_action(cudaStream_t stream, const char *what, const char *file, int line); /* file may be NULL */
+/* Adds an operation to the graph being captured; `run` is called at each cudaGraphLaunch. */
+void capture_record(const char *what, std::function<cudaError_t()> run);
 
 void syncthreads(const char *file, int line);
 enum WarpOp { WARP_SYNC, SHFL_IDX, SHFL_UP, SHFL_DOWN, SHFL_XOR, BALLOT, ANY, ALL, MATCH_ANY };
@@ -371,7 +417,23 @@ void operator|(void (*kernel)(P...), PendingLaunch<A...> &&pending)
 {
     static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
     KernelCall<P...> call{kernel, std::tuple<std::decay_t<P>...>(std::move(pending.args))};
-    launch(pending.config, reinterpret_cast<const void *>(kernel), &KernelCall<P...>::run, &call);
+    const LaunchConfig config = pending.config;
+    const void *address = reinterpret_cast<const void *>(kernel);
+    switch (capture_action(config.stream, config.kernel_name, config.file, config.line)) {
+    case CAPTURE_RUN_NOW:
+        launch(config, address, &KernelCall<P...>::run, &call);
+        break;
+    case CAPTURE_RECORD: {
+        /* A graph node keeps the launch's configuration and a copy of its arguments, as CUDA's does. */
+        auto saved = std::make_shared<KernelCall<P...>>(std::move(call));
+        capture_record(config.kernel_name, [config, address, saved]() {
+            return launch(config, address, &KernelCall<P...>::run, saved.get());
+        });
+        break;
+    }
+    case CAPTURE_REFUSED:
+        break;
+    }
 }
 
 } /* namespace cusim */

@@ -814,7 +814,8 @@ static int test_xent_forward(const TestContext *ctx)
     return ok ? TEST_PASS : TEST_FAIL;
 }
 
-/* The backward is chapter 04's kernel, linked as it is: checked here on this chapter's golden file. */
+/* The backward is chapter 04's kernel, linked as it is and launched by softmax_xent_backward_gpu on this
+ * chapter's stream (here a created one, as chapter 07's): checked on this chapter's golden file. */
 static int test_xent_backward(const TestContext *ctx)
 {
     NpyArray probs, labels, dlogits;
@@ -825,7 +826,13 @@ static int test_xent_backward(const TestContext *ctx)
     const int batch = (int)probs.shape[0], classes = (int)probs.shape[1];
     float *d_probs = device_copy((const float *)probs.data, probs.count), *d_dl = device_nan(probs.count);
     int32_t *d_labels = device_copy((const int32_t *)labels.data, labels.count);
-    softmax_xent_backward(d_probs, d_labels, d_dl, batch, classes);
+    cudaStream_t stream;
+    CUDA_CHECK(cudaStreamCreate(&stream));
+    cuda_layers_set_stream(stream);
+    softmax_xent_backward_gpu(d_probs, d_labels, d_dl, batch, classes);
+    CUDA_CHECK(cudaStreamSynchronize(stream));
+    cuda_layers_set_stream(0);
+    CUDA_CHECK(cudaStreamDestroy(stream));
     float *got = host_copy(d_dl, probs.count);
     bool ok = check_close("dlogits", got, (const float *)dlogits.data, dlogits.count, dlogits.shape, dlogits.ndim, 1e-6,
                           1e-5);

@@ -18,6 +18,8 @@ What is measured (both sides: batch 64, SGD lr 0.01 momentum 0.9, dropout on, se
     algorithms), TF32 off for matmul and cuDNN (our trainer computes in plain FP32, so PyTorch does too);
   - warm-up: both sides train E+1 epochs and the FIRST epoch's time is dropped (CUDA context, cuDNN autotuning,
     allocator, caches); the figure per round is the mean of the remaining E epochs;
+  - ours with its training step as a CUDA Graph (--cuda-graph on, the trainer's default) and, with
+    --cuda-graph both (the default here), also launching kernel by kernel (off): what the graph saves;
   - rounds: ours, then PyTorch, --rounds times; the table shows the median over the rounds, so both sides see the
     same machine state. Test accuracy is measured after the last epoch (eval mode, batch 1000).
 
@@ -111,12 +113,13 @@ def accuracy(model, test):
 
 # ---- our side -------------------------------------------------------------------------------------------------
 
-def ours_round(exe, data, epochs, device, limit):
-    """Runs mnist_train once (epochs + 1 epochs) in a scratch folder; returns its per-epoch seconds and accuracy."""
+def ours_round(exe, data, epochs, device, limit, graph):
+    """Runs mnist_train once (epochs + 1 epochs, --cuda-graph `graph`) in a scratch folder; returns its per-epoch
+    seconds and accuracy."""
     with tempfile.TemporaryDirectory(prefix="mnist_bench.") as scratch:
         summary_path = os.path.join(scratch, "summary.json")
         command = [exe, "--device", device, "--data", data, "--epochs", str(epochs + 1), "--batch", str(BATCH),
-                   "--seed", str(SEED), "--summary-json", summary_path]
+                   "--seed", str(SEED), "--cuda-graph", graph, "--summary-json", summary_path]
         if limit:
             command += ["--train-limit", str(limit)]
         result = subprocess.run(command, cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -163,7 +166,7 @@ def device_description(device):
     return f"CPU: {name}, {os.cpu_count()} cores, {torch.get_num_threads()} PyTorch threads", ""
 
 
-def print_table(args, n_train, ours, theirs, device_name, smi):
+def print_table(args, n_train, ours, theirs, device_name, smi, ours_no_graph):
     print()
     print(f"device: {device_name}")
     if smi:
@@ -192,6 +195,9 @@ def print_table(args, n_train, ours, theirs, device_name, smi):
         print(f"{label:28s} {a_text:>12s} {format(b, fmt):>12s} {ratio_text}")
 
     row("seconds per epoch", ours_s, theirs_s, ".3f")
+    no_graph_s = statistics.median(timed_mean(r) for r in ours_no_graph) if ours_no_graph else None
+    if no_graph_s is not None:
+        row("  ours without CUDA Graph", no_graph_s, theirs_s, ".3f")
     ours_n = (ours[-1]["train_samples"] or n_train) if ours else n_train     # images per epoch, as ours reports
     row("samples/s", ours_n / ours_s if ours_s else None, n_train / theirs_s, ",.0f", ratio=False)
     row("final test accuracy (%)", 100 * ours[-1]["test_accuracy"] if ours else None,
@@ -199,17 +205,20 @@ def print_table(args, n_train, ours, theirs, device_name, smi):
     if ours_s:
         faster = "ours is faster" if ours_s < theirs_s else "PyTorch is faster"
         print(f"time per epoch, ours/PyTorch: {ours_s / theirs_s:.2f} ({faster})")
+    if ours_s and no_graph_s:
+        print(f"time per epoch with the CUDA Graph / without: {ours_s / no_graph_s:.2f}")
     print()
     print("per round, seconds per timed epoch (ours | PyTorch):")
     for r in range(args.rounds):
         ours_timed = f"{timed_mean(ours[r]):.3f}" if ours else "-"
         ours_warmup = f"{ours[r]['epoch_seconds'][0]:.3f}" if ours else "-"
+        no_graph = f", without graph {timed_mean(ours_no_graph[r]):.3f}" if ours_no_graph else ""
         print(f"  round {r + 1}: {ours_timed} | {timed_mean(theirs[r]):.3f}    "
-              f"(warm-up epoch, dropped: {ours_warmup} | {theirs[r]['epoch_seconds'][0]:.3f})")
-    return ours_s, theirs_s
+              f"(warm-up epoch, dropped: {ours_warmup} | {theirs[r]['epoch_seconds'][0]:.3f}){no_graph}")
+    return ours_s, theirs_s, no_graph_s
 
 
-def write_json(path, args, n_train, ours, theirs, ours_s, theirs_s, device_name, smi):
+def write_json(path, args, n_train, ours, theirs, ours_s, theirs_s, device_name, smi, ours_no_graph, no_graph_s):
     record = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "device": device_name, "nvidia_smi": smi, "torch": torch.__version__,
@@ -221,7 +230,10 @@ def write_json(path, args, n_train, ours, theirs, ours_s, theirs_s, device_name,
         "ratio_ours_over_pytorch": ours_s / theirs_s if ours_s else None,
         "ours_test_accuracy": ours[-1]["test_accuracy"] if ours else None,
         "pytorch_test_accuracy": theirs[-1]["test_accuracy"],
+        "cuda_graph": args.cuda_graph,
+        "ours_without_graph_seconds_per_epoch": no_graph_s,
         "ours_rounds": [{k: v for k, v in r.items() if k != "summary"} for r in ours],
+        "ours_without_graph_rounds": [{k: v for k, v in r.items() if k != "summary"} for r in ours_no_graph],
         "pytorch_rounds": theirs,
     }
     tmp = path + ".tmp"
@@ -245,6 +257,8 @@ def parse_args():
     parser.add_argument("--limit", type=int, default=0, metavar="N",
                         help="train on the first N training images only (smoke tests; passed to ours as --train-limit N)")
     parser.add_argument("--pytorch-only", action="store_true", help="skip our trainer")
+    parser.add_argument("--cuda-graph", choices=["on", "off", "both"], default="both",
+                        help="our trainer's --cuda-graph; both (default): time it with and without the graph")
     parser.add_argument("--json", metavar="OUT", help="write every figure to this JSON file")
     args = parser.parse_args()
     if args.epochs < 1 or args.rounds < 1 or args.limit < 0:
@@ -275,23 +289,28 @@ def main():
     device_name, smi = device_description(args.device)
     print(f"{device_name}; {n_train} training images from {args.data}")
 
-    ours, theirs = [], []
+    # "ours" is the trainer as configured (with the graph unless --cuda-graph off); with both, the run without
+    # the graph goes to ours_no_graph.
+    ours, theirs, ours_no_graph = [], [], []
+    modes = [] if args.pytorch_only else ["on", "off"] if args.cuda_graph == "both" else [args.cuda_graph]
     for r in range(args.rounds):
         print(f"round {r + 1}/{args.rounds}:", end="", flush=True)
-        if not args.pytorch_only:
-            print(" ours ...", end="", flush=True)
+        for mode in modes:
+            print(f" ours (graph {mode}) ...", end="", flush=True)
             try:
-                ours.append(ours_round(args.exe, args.data, args.epochs, args.device, args.limit))
+                result = ours_round(args.exe, args.data, args.epochs, args.device, args.limit, mode)
             except RuntimeError as e:
                 print(f"\nerror: {e}", file=sys.stderr)
                 return 1
+            (ours_no_graph if mode == "off" and len(modes) == 2 else ours).append(result)
         print(" PyTorch ...", end="", flush=True)
         theirs.append(pytorch_round(train, test, args.epochs, args.device))
         print(" done", flush=True)
 
-    ours_s, theirs_s = print_table(args, n_train, ours, theirs, device_name, smi)
+    ours_s, theirs_s, no_graph_s = print_table(args, n_train, ours, theirs, device_name, smi, ours_no_graph)
     if args.json:
-        write_json(args.json, args, n_train, ours, theirs, ours_s, theirs_s, device_name, smi)
+        write_json(args.json, args, n_train, ours, theirs, ours_s, theirs_s, device_name, smi, ours_no_graph,
+                   no_graph_s)
     return 0
 
 

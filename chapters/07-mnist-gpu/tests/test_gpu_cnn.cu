@@ -174,6 +174,96 @@ static int test_cpu_equals_gpu(const TestContext *ctx)
     return ok ? TEST_PASS : TEST_FAIL;
 }
 
+/* The training step as a CUDA Graph computes exactly what the separate launches compute: two networks from
+ * the same weights, one replaying graphs (a full batch and the epoch's last partial batch), one launching
+ * kernel by kernel, trained step for step in turn (so each must keep to its own stream), with an evaluation
+ * between the epochs: the same losses and the same weights, bit for bit. */
+static int test_graph_equals_launches(const TestContext *ctx)
+{
+    MnistSplit train_full, test_full;
+    CourseError err;
+    if (train_load_mnist(ctx->data_dir, &train_full, &test_full, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    const MnistSplit train = first_images(&train_full, 27), test = first_images(&test_full, 19);
+    const int batch = 7;
+    const uint64_t seed = 5;
+    const float lr = 0.05f, momentum = 0.9f;
+    Cnn host, weights;
+    const CnnConfig config = cnn_parity_config(0);
+    if (cnn_create(&host, config, batch, GEMM_OPENBLAS, &err) != 0 ||
+        cnn_create(&weights, config, batch, GEMM_OPENBLAS, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    cnn_init(&host, seed);
+    GpuCnn *nets[2];
+    char why[256];
+    bool ok = true;
+    for (int k = 0; k < 2; ++k) {
+        nets[k] = gpu_cnn_create(&host, batch, GPU_CNN_CUBLAS, &err);
+        gpu_cnn_upload_data(nets[k], &train, &test);
+        gpu_cnn_set_parameters(nets[k], &host);
+        ok &= check_true(gpu_cnn_set_graph(nets[k], k == 0, why, sizeof why) == (k == 0), "graph %s: %s",
+                         k == 0 ? "on" : "off", why);
+    }
+    DataLoader loader;
+    data_loader_init(&loader, &train, (size_t)batch, true, seed);
+    enum { STEPS_PER_EPOCH = 4, EPOCHS = 3 }; /* 7 + 7 + 7 + 6 images */
+    float losses[2][EPOCHS * STEPS_PER_EPOCH];
+    double test_loss[2][EPOCHS];
+    size_t correct[2][EPOCHS];
+    uint64_t step = 0;
+    for (int epoch = 0; epoch < EPOCHS; ++epoch) {
+        data_loader_start_epoch(&loader);
+        for (int k = 0; k < 2; ++k) {
+            gpu_cnn_set_order(nets[k], loader.order, train.count);
+        }
+        for (size_t slot = 0, first = 0; first < train.count; ++slot, ++step) {
+            const size_t n = train.count - first < (size_t)batch ? train.count - first : (size_t)batch;
+            for (int k = 0; k < 2; ++k) {
+                gpu_cnn_train_step(nets[k], first, (int)n, seed, step, slot, lr, momentum);
+            }
+            first += n;
+        }
+        for (int k = 0; k < 2; ++k) {
+            gpu_cnn_losses_fetch(nets[k], 0, STEPS_PER_EPOCH, 0);
+            memcpy(&losses[k][epoch * STEPS_PER_EPOCH], gpu_cnn_losses_wait(nets[k], 0),
+                   STEPS_PER_EPOCH * sizeof(float));
+            test_loss[k][epoch] = gpu_cnn_evaluate(nets[k], &correct[k][epoch], NULL);
+        }
+    }
+    ok &= check_true(memcmp(losses[0], losses[1], sizeof losses[0]) == 0,
+                     "the %d losses: graph = launches, bit for bit", EPOCHS * STEPS_PER_EPOCH);
+    ok &= check_true(isfinite(losses[0][0]) && losses[0][0] > 0.0f, "a real loss (%g)", losses[0][0]);
+    ok &= check_true(memcmp(test_loss[0], test_loss[1], sizeof test_loss[0]) == 0 &&
+                         memcmp(correct[0], correct[1], sizeof correct[0]) == 0,
+                     "the evaluations between epochs agree");
+    /* conv, pool, dropout, fc layers, loss, backward, SGD, and the cursor: dozens of nodes, not a handful. */
+    const size_t nodes = gpu_cnn_graph_nodes(nets[0]);
+    ok &= check_true(nodes >= 30, "the step graph has %zu nodes", nodes);
+    Cnn *per_net[2] = {&host, &weights};
+    for (int k = 0; k < 2; ++k) {
+        gpu_cnn_get_parameters(nets[k], per_net[k]);
+    }
+    for (int t = 0; t < CNN_TENSORS; ++t) {
+        const size_t bytes = host.tensors[t].count * sizeof(float);
+        ok &= check_true(memcmp(host.tensors[t].value, weights.tensors[t].value, bytes) == 0 &&
+                             memcmp(host.tensors[t].velocity, weights.tensors[t].velocity, bytes) == 0,
+                         "%s and its momentum after %llu steps: graph = launches, bit for bit", host.tensors[t].name,
+                         (unsigned long long)step);
+    }
+    data_loader_free(&loader);
+    gpu_cnn_destroy(nets[0]);
+    gpu_cnn_destroy(nets[1]);
+    cnn_destroy(&host);
+    cnn_destroy(&weights);
+    mnist_free(&train_full);
+    mnist_free(&test_full);
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
 /* OpenMP's runtime (libgomp, linked through chapter 03), declared here rather than through <omp.h>. */
 extern "C" void omp_set_num_threads(int threads);
 
@@ -183,6 +273,7 @@ int main(int argc, char **argv)
         {"parity.p0", test_parity_p0},
         {"parity.p1", test_parity_p1},
         {"cpu_equals_gpu", test_cpu_equals_gpu},
+        {"graph_equals_launches", test_graph_equals_launches},
     };
     /* The CPU reference on one thread: these tests compare numbers, and one thread keeps ThreadSanitizer builds
      * of the simulator free of false reports from the uninstrumented OpenMP runtime (as in chapter 06). */

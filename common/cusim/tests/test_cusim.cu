@@ -972,6 +972,159 @@ static int test_cublas_sgemm(const TestContext *ctx)
     return ok ? TEST_PASS : TEST_FAIL;
 }
 
+/* ---- CUDA Graphs by stream capture ------------------------------------------------------------------- */
+
+__global__ void add_to_all(int *data, int n, int amount)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+        data[i] += amount;
+    }
+}
+
+/* data[i] = data[i] * counter[0]; counter[0] += 1 (by the block's thread 0, after everyone has read it). */
+__global__ void scale_by_counter(int *data, int n, int *counter)
+{
+    __shared__ int factor;
+    if (threadIdx.x == 0) {
+        factor = counter[0];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        data[i] *= factor;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        counter[0] += 1;
+    }
+}
+
+/* What was enqueued on the captured stream runs at each cudaGraphLaunch, not at capture, in capture order,
+ * with the arguments it had at capture and the memory as it is at launch. */
+static int test_graph_capture_replay(const TestContext *ctx)
+{
+    (void)ctx;
+    fresh_device();
+    enum { N = 37 };
+    int host[N], back[N], *d_data, *d_counter, *pinned;
+    for (int i = 0; i < N; i++) {
+        host[i] = i - 5;
+    }
+    cudaMalloc(&d_data, sizeof host);
+    cudaMalloc(&d_counter, sizeof(int));
+    cudaMallocHost(&pinned, sizeof host);
+    cudaMemcpy(d_data, host, sizeof host, cudaMemcpyHostToDevice);
+    const int one = 1;
+    cudaMemcpy(d_counter, &one, sizeof one, cudaMemcpyHostToDevice);
+    cudaStream_t stream;
+    cudaStreamCreate(&stream);
+    cublasHandle_t handle;
+    cublasCreate(&handle);
+    cublasSetStream(handle, stream);
+    float a[6] = {1, 2, 3, 4, 5, 6}, *d_a, *d_c, c[4];
+    cudaMalloc(&d_a, sizeof a);
+    cudaMalloc(&d_c, sizeof c);
+    cudaMemcpy(d_a, a, sizeof a, cudaMemcpyHostToDevice);
+
+    bool ok = check_true(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal) == cudaSuccess, "begin capture");
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    cudaStreamIsCapturing(stream, &status);
+    ok &= check_true(status == cudaStreamCaptureStatusActive, "the stream reports it is capturing");
+    add_to_all<<<2, 8, 0, stream>>>(d_data, N, 3);
+    scale_by_counter<<<1, 16, 0, stream>>>(d_data, N, d_counter);
+    const float alpha = 1.0f, beta = 0.0f;
+    /* C (2x2) = A (2x3) A^T, column-major A with lda 2 */
+    ok &= check_true(cublasSgemm(handle, CUBLAS_OP_N, CUBLAS_OP_T, 2, 2, 3, &alpha, d_a, 2, d_a, 2, &beta, d_c, 2) ==
+                         CUBLAS_STATUS_SUCCESS,
+                     "cublasSgemm is captured");
+    cudaMemcpyAsync(pinned, d_data, sizeof host, cudaMemcpyDeviceToHost, stream);
+    cudaGraph_t graph = NULL;
+    ok &= check_true(cudaStreamEndCapture(stream, &graph) == cudaSuccess && graph != NULL, "end capture");
+    size_t nodes = 0;
+    cudaGraphGetNodes(graph, NULL, &nodes);
+    ok &= check_true(nodes == 4, "4 nodes captured (2 kernels, 1 SGEMM, 1 copy); got %zu", nodes);
+    /* Nothing ran during the capture. */
+    cudaMemcpy(back, d_data, sizeof back, cudaMemcpyDeviceToHost);
+    ok &= check_true(memcmp(back, host, sizeof host) == 0, "capture does not run the kernels");
+    int counter = 0;
+    cudaMemcpy(&counter, d_counter, sizeof counter, cudaMemcpyDeviceToHost);
+    ok &= check_true(counter == 1, "counter untouched by the capture (%d)", counter);
+
+    cudaGraphExec_t exec = NULL;
+    ok &= check_true(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess, "instantiate");
+    int want[N];
+    memcpy(want, host, sizeof want);
+    for (int launch = 1; launch <= 3; launch++) {
+        ok &= check_true(cudaGraphLaunch(exec, stream) == cudaSuccess, "launch %d", launch);
+        cudaStreamSynchronize(stream);
+        for (int i = 0; i < N; i++) {
+            want[i] = (want[i] + 3) * launch; /* the counter advanced by the graph itself: 1, 2, 3 */
+        }
+        ok &= check_true(memcmp(pinned, want, sizeof want) == 0, "launch %d: the replayed kernels and copy", launch);
+    }
+    cudaMemcpy(c, d_c, sizeof c, cudaMemcpyDeviceToHost);
+    const float c_want[4] = {1 * 1 + 3 * 3 + 5 * 5, 1 * 2 + 3 * 4 + 5 * 6, /* column-major (2, 2) */
+                             1 * 2 + 3 * 4 + 5 * 6, 2 * 2 + 4 * 4 + 6 * 6};
+    ok &= check_close("the replayed SGEMM", c, c_want, 4, NULL, 0, 0, 0);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    cublasDestroy(handle);
+    cudaStreamDestroy(stream);
+    cudaFree(d_data);
+    cudaFree(d_counter);
+    cudaFree(d_a);
+    cudaFree(d_c);
+    cudaFreeHost(pinned);
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
+/* Work on the legacy default stream during a capture is refused, named, and invalidates the capture; so is
+ * a synchronous copy. */
+static int test_bad_capture_legacy_stream(const TestContext *ctx)
+{
+    (void)ctx;
+    fresh_device();
+    int *d_data;
+    cudaMalloc(&d_data, 8 * sizeof(int));
+    cudaStream_t stream;
+    cudaStreamCreate(&stream);
+    cublasHandle_t handle;
+    cublasCreate(&handle); /* its stream stays the legacy one */
+    float one = 1.0f, zero = 0.0f, *d_x;
+    cudaMalloc(&d_x, sizeof one);
+    bool ok = true;
+    for (int which = 0; which < 3; which++) {
+        cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal);
+        add_to_all<<<1, 8, 0, stream>>>(d_data, 8, 1);
+        if (which == 0) {
+            add_to_all<<<1, 8>>>(d_data, 8, 1); /* forgot the stream */
+            ok &= expect_error(cudaGetLastError(), cudaErrorStreamCaptureImplicit, "a launch on the legacy stream",
+                               "add_to_all on the legacy default stream");
+            ok &= check_true(strstr(cusimLastErrorMessage(), "test_cusim.cu:") != NULL,
+                             "the message names the launch's line: %s", cusimLastErrorMessage());
+        } else if (which == 1) {
+            int host[8];
+            ok &= expect_error(cudaMemcpy(host, d_data, sizeof host, cudaMemcpyDeviceToHost),
+                               cudaErrorStreamCaptureUnsupported, "a synchronous copy", "cudaMemcpy (synchronous)");
+        } else {
+            ok &= check_true(cublasSgemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, d_x, 1, d_x, 1, &zero, d_x,
+                                         1) == CUBLAS_STATUS_EXECUTION_FAILED,
+                             "cuBLAS on the legacy stream during a capture fails");
+            ok &= check_true(strstr(cusimLastErrorMessage(), "cublasSgemm on the legacy default stream") != NULL,
+                             "the message names cublasSgemm: %s", cusimLastErrorMessage());
+        }
+        cudaGraph_t graph = (cudaGraph_t)d_data; /* must be overwritten with NULL */
+        ok &= expect_error(cudaStreamEndCapture(stream, &graph), cudaErrorStreamCaptureInvalidated, "end capture",
+                           "invalidated");
+        ok &= check_true(graph == NULL, "no graph from an invalidated capture");
+        cudaGetLastError();
+    }
+    cublasDestroy(handle);
+    cudaStreamDestroy(stream);
+    cudaFree(d_x);
+    cudaFree(d_data);
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
 static const TestCase cases[] = {
     {"grid.1d", test_grid_1d},
     {"grid.2d", test_grid_2d},
@@ -984,6 +1137,8 @@ static const TestCase cases[] = {
     {"host_api", test_host_api},
     {"sgemm_256", test_sgemm_256},
     {"cublas_sgemm", test_cublas_sgemm},
+    {"graph.capture_replay", test_graph_capture_replay},
+    {"bad.capture_legacy_stream", test_bad_capture_legacy_stream},
     {"bad.missing_syncthreads", test_bad_missing_syncthreads},
     {"bad.barrier_in_branch", test_bad_barrier_in_branch},
     {"bad.different_barriers", test_bad_different_barriers},
