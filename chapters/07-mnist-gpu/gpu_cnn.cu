@@ -35,9 +35,9 @@ struct StepCursor {
     uint64_t slot; /* the loss slot the step writes */
 };
 
-/* One instantiated graph of the training step, for one batch size and one set of frozen arguments. */
+/* One graph of the training step, for one batch size and one set of frozen arguments. */
 struct StepGraph {
-    bool valid;
+    enum { EMPTY, WARMED_UP, CAPTURED } state; /* WARMED_UP: this shape ran once uncaptured, not yet recorded */
     int n;
     uint64_t seed;
     float lr, momentum;
@@ -341,10 +341,10 @@ size_t gpu_cnn_graph_nodes(const GpuCnn *g) { return g->graph_nodes; }
 static void destroy_graphs(GpuCnn *g)
 {
     for (int i = 0; i < 2; ++i) {
-        if (g->graphs[i].valid) {
+        if (g->graphs[i].state == StepGraph::CAPTURED) {
             CUDA_CHECK(cudaGraphExecDestroy(g->graphs[i].exec));
-            g->graphs[i].valid = false;
         }
+        g->graphs[i].state = StepGraph::EMPTY;
     }
 }
 
@@ -543,19 +543,34 @@ static void enqueue_train_step(GpuCnn *g, int n, uint64_t seed, float lr, float 
     CUDA_CHECK(cudaGetLastError());
 }
 
-/* The instantiated graph for a step of n samples with these frozen arguments: found, or captured now. A run
- * needs two (the full batch, and the epoch's last partial batch); a third shape replaces the second. */
+/* The instantiated graph for a step of n samples with these frozen arguments, or NULL: run this step
+ * uncaptured. A shape's first step runs uncaptured, as a warm-up (a library may set itself up on first use,
+ * allocating a workspace or loading kernels, which must not happen inside a capture); its second step is
+ * captured, and later ones replay that graph. A run needs two shapes (the full batch, and the epoch's last
+ * partial batch); a third replaces the second. */
 static const StepGraph *step_graph(GpuCnn *g, int n, uint64_t seed, float lr, float momentum)
 {
-    for (int i = 0; i < 2; ++i) {
-        const StepGraph *s = &g->graphs[i];
-        if (s->valid && s->n == n && s->seed == seed && s->lr == lr && s->momentum == momentum) {
-            return s;
+    StepGraph *s = NULL;
+    for (int i = 0; i < 2 && s == NULL; ++i) {
+        StepGraph *t = &g->graphs[i];
+        if (t->state != StepGraph::EMPTY && t->n == n && t->seed == seed && t->lr == lr && t->momentum == momentum) {
+            s = t;
         }
     }
-    StepGraph *s = g->graphs[0].valid ? &g->graphs[1] : &g->graphs[0];
-    if (s->valid) {
-        CUDA_CHECK(cudaGraphExecDestroy(s->exec));
+    if (s != NULL && s->state == StepGraph::CAPTURED) {
+        return s;
+    }
+    if (s == NULL) { /* a new shape: remember it, and warm up */
+        s = g->graphs[0].state == StepGraph::EMPTY ? &g->graphs[0] : &g->graphs[1];
+        if (s->state == StepGraph::CAPTURED) {
+            CUDA_CHECK(cudaGraphExecDestroy(s->exec));
+        }
+        s->state = StepGraph::WARMED_UP;
+        s->n = n;
+        s->seed = seed;
+        s->lr = lr;
+        s->momentum = momentum;
+        return NULL;
     }
     /* Capture: the kernels (and cuBLAS's) enqueued on the stream between Begin and End are recorded, not run. */
     cudaGraph_t graph;
@@ -565,11 +580,7 @@ static const StepGraph *step_graph(GpuCnn *g, int n, uint64_t seed, float lr, fl
     CUDA_CHECK(cudaGraphGetNodes(graph, NULL, &g->graph_nodes));
     CUDA_CHECK(cudaGraphInstantiate(&s->exec, graph, 0));
     CUDA_CHECK(cudaGraphDestroy(graph)); /* the executable graph keeps what it needs */
-    s->valid = true;
-    s->n = n;
-    s->seed = seed;
-    s->lr = lr;
-    s->momentum = momentum;
+    s->state = StepGraph::CAPTURED;
     return s;
 }
 
@@ -588,8 +599,9 @@ void gpu_cnn_train_step(GpuCnn *g, size_t first, int n, uint64_t seed, uint64_t 
         set_cursor_kernel<<<1, 1, 0, g->stream>>>(g->cursor, want);
         CUDA_CHECK(cudaGetLastError());
     }
-    if (g->use_graph) {
-        CUDA_CHECK(cudaGraphLaunch(step_graph(g, n, seed, lr, momentum)->exec, g->stream));
+    const StepGraph *graph = g->use_graph ? step_graph(g, n, seed, lr, momentum) : NULL;
+    if (graph != NULL) {
+        CUDA_CHECK(cudaGraphLaunch(graph->exec, g->stream));
     } else {
         enqueue_train_step(g, n, seed, lr, momentum);
     }

@@ -109,6 +109,8 @@ static int test_cpu_equals_gpu(const TestContext *ctx)
     GpuCnn *g = gpu_cnn_create(&cpu, batch, GPU_CNN_CUBLAS, &err);
     gpu_cnn_upload_data(g, &train, &test);
     gpu_cnn_set_parameters(g, &cpu);
+    char why[256];
+    gpu_cnn_set_graph(g, true, why, sizeof why); /* as mnist_train: the step as a CUDA Graph */
 
     /* Two epochs of 4 steps (8 + 8 + 8 + 5 images), as mnist_train runs them. */
     DataLoader loader;
