@@ -95,6 +95,20 @@ __global__ void gemm_tiled_kernel(bool trans_a, bool trans_b, int m, int n, int 
  * cuda_layers_set_stream. */
 static cudaStream_t layer_stream = 0;
 static cublasHandle_t cublas_handle = NULL;
+/* cuBLAS's workspace: a buffer of our own rather than cuBLAS's default pool. With the pool, cuBLAS documents
+ * that it may pick other internal implementations (other bits) when several streams are in use, and
+ * cublasSetStream resets the workspace to the pool; with one buffer that is always the same, nothing about
+ * cuBLAS's memory differs between streams or between a GEMM captured into a CUDA Graph and one that is not,
+ * and a capture needs no allocation. NVIDIA's recommended size: 32 MiB on Hopper (compute capability 9) and
+ * later, 4 MiB before. */
+static void *cublas_workspace = NULL;
+static size_t cublas_workspace_bytes = 0;
+
+static void set_cublas_stream(cudaStream_t stream)
+{
+    CUBLAS_CHECK(cublasSetStream(cublas_handle, stream));
+    CUBLAS_CHECK(cublasSetWorkspace(cublas_handle, cublas_workspace, cublas_workspace_bytes)); /* see above */
+}
 
 static cublasHandle_t get_cublas_handle(void)
 {
@@ -102,7 +116,12 @@ static cublasHandle_t get_cublas_handle(void)
         CUBLAS_CHECK(cublasCreate(&cublas_handle));
         /* Plain FP32 (no TF32 tensor cores), so that results compare with the CPU at FP32 tolerances. */
         CUBLAS_CHECK(cublasSetMathMode(cublas_handle, CUBLAS_DEFAULT_MATH));
-        CUBLAS_CHECK(cublasSetStream(cublas_handle, layer_stream));
+        int device = 0, major = 0;
+        CUDA_CHECK(cudaGetDevice(&device));
+        CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+        cublas_workspace_bytes = (size_t)(major >= 9 ? 32 : 4) << 20;
+        CUDA_CHECK(cudaMalloc(&cublas_workspace, cublas_workspace_bytes));
+        set_cublas_stream(layer_stream);
     }
     return cublas_handle;
 }
@@ -111,7 +130,7 @@ void cuda_layers_set_stream(cudaStream_t stream)
 {
     layer_stream = stream;
     if (cublas_handle) {
-        CUBLAS_CHECK(cublasSetStream(cublas_handle, stream));
+        set_cublas_stream(stream);
     }
 }
 
@@ -124,7 +143,9 @@ void gemm_gpu_shutdown(void)
 {
     if (cublas_handle) {
         CUBLAS_CHECK(cublasDestroy(cublas_handle));
+        CUDA_CHECK(cudaFree(cublas_workspace));
         cublas_handle = NULL;
+        cublas_workspace = NULL;
     }
 }
 

@@ -64,6 +64,17 @@ cublasStatus_t cublasGetStream(cublasHandle_t handle, cudaStream_t *stream)
     return CUBLAS_STATUS_SUCCESS;
 }
 
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace, size_t workspace_bytes)
+{
+    if (!handle) {
+        return CUBLAS_STATUS_NOT_INITIALIZED;
+    }
+    if (workspace_bytes > 0 && workspace == nullptr) {
+        return CUBLAS_STATUS_INVALID_VALUE;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
+
 /* The product itself, on the CPU (arguments already checked). */
 static void sgemm_now(bool ta, bool tb, int m, int n, int k, float a_scale, const float *A, int lda, const float *B,
                       int ldb, float b_scale, float *C, int ldc);

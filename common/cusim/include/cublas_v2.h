@@ -35,6 +35,9 @@ cublasStatus_t cublasGetMathMode(cublasHandle_t handle, cublasMath_t *mode);
 /* The stream the handle's calls are enqueued on (0, the legacy stream, until set). */
 cublasStatus_t cublasSetStream(cublasHandle_t handle, cudaStream_t stream);
 cublasStatus_t cublasGetStream(cublasHandle_t handle, cudaStream_t *stream);
+/* A workspace of the caller's for the handle's calls (the CPU GEMM uses none; a NULL buffer of a nonzero size
+ * is refused). */
+cublasStatus_t cublasSetWorkspace(cublasHandle_t handle, void *workspace, size_t workspace_bytes);
 /* C (m x n) = alpha * op(A) (m x k) * op(B) (k x n) + beta * C, all column-major. */
 cublasStatus_t cublasSgemm(cublasHandle_t handle, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
                            int k, const float *alpha, const float *A, int lda, const float *B, int ldb,

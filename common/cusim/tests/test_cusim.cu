@@ -912,6 +912,11 @@ static int test_cublas_sgemm(const TestContext *ctx)
     cublasHandle_t handle;
     bool ok = check_true(cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS, "cublasCreate");
     ok &= check_true(cublasSetMathMode(handle, CUBLAS_PEDANTIC_MATH) == CUBLAS_STATUS_SUCCESS, "math mode");
+    void *workspace;
+    cudaMalloc(&workspace, 1 << 20);
+    ok &= check_true(cublasSetWorkspace(handle, workspace, 1 << 20) == CUBLAS_STATUS_SUCCESS, "a workspace");
+    ok &= check_true(cublasSetWorkspace(handle, NULL, 1 << 20) == CUBLAS_STATUS_INVALID_VALUE,
+                     "a NULL workspace of 1 MiB is refused");
     const int m = 7, n = 5, k = 3;
     Rng rng;
     rng_seed(&rng, 11, 4);
@@ -969,6 +974,7 @@ static int test_cublas_sgemm(const TestContext *ctx)
                          CUBLAS_STATUS_INVALID_VALUE,
                      "lda < m must be CUBLAS_STATUS_INVALID_VALUE");
     ok &= check_true(cublasDestroy(handle) == CUBLAS_STATUS_SUCCESS, "cublasDestroy");
+    cudaFree(workspace);
     return ok ? TEST_PASS : TEST_FAIL;
 }
 
