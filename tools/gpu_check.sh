@@ -18,7 +18,7 @@
 #   test      ctest -L gpu: every GPU test must pass, and none may skip (a skip here means a broken setup);
 #   sanitize  compute-sanitizer memcheck over every GPU test binary's cases, racecheck and synccheck over
 #             those of chapters 04-07 (the kernels with shared memory and barriers), and memcheck over a short
-#             run of the trainer with its CUDA Graph on and off;
+#             run of the trainer with its CUDA Graph on and off (each run stopped after 10 minutes);
 #   bench     chapter 04's bandwidth, chapter 05's SGEMM table against cuBLAS, chapter 07's trainer against
 #             PyTorch on the same GPU (with and without the CUDA Graph) and its 2-epoch accuracy.
 #
@@ -113,13 +113,13 @@ EOF
             for tool in "${tools[@]}"; do
                 log=$out/sanitizer/$name.$tool.log
                 # shellcheck disable=SC2086  # the test's command line, split as ctest lists it
-                check "$tool $name" "$log" compute-sanitizer --tool "$tool" --error-exitcode 99 $command
+                check "$tool $name" "$log" timeout 600 compute-sanitizer --tool "$tool" --error-exitcode 99 $command
             done
         done < "$out/gpu_tests.txt"
         for graph in on off; do
             log=$out/sanitizer/mnist_train.graph_$graph.memcheck.log
             check "memcheck mnist_train (CUDA Graph $graph)" "$log" \
-                compute-sanitizer --tool memcheck --error-exitcode 99 "$build/bin/mnist_train" --device cuda \
+                timeout 600 compute-sanitizer --tool memcheck --error-exitcode 99 "$build/bin/mnist_train" --device cuda \
                 --data "$repo/data" --epochs 2 --train-limit 1000 --test-limit 500 --cuda-graph "$graph"
         done
     fi
