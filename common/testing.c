@@ -54,21 +54,26 @@ int test_main(int argc, char **argv, const TestCase *cases, size_t n_cases)
     return TEST_FAIL;
 }
 
-bool golden_load(const TestContext *ctx, const char *relative, NpyArray *out)
+bool golden_load_typed(const char *golden_dir, const char *relative, NpyDtype dtype, NpyArray *out)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", ctx->golden_dir, relative);
+    snprintf(path, sizeof path, "%s/%s", golden_dir, relative);
     CourseError err;
     if (npy_load(path, out, &err) != 0) {
         printf("FAIL cannot load golden file: %s\n     (regenerate with reference/make_golden.py)\n", err.message);
         return false;
     }
-    if (out->dtype != NPY_FLOAT32) {
-        printf("FAIL %s: expected float32, found %s\n", path, npy_dtype_name(out->dtype));
+    if (out->dtype != dtype) {
+        printf("FAIL %s: expected %s, found %s\n", path, npy_dtype_name(dtype), npy_dtype_name(out->dtype));
         npy_free(out);
         return false;
     }
     return true;
+}
+
+bool golden_load(const TestContext *ctx, const char *relative, NpyArray *out)
+{
+    return golden_load_typed(ctx->golden_dir, relative, NPY_FLOAT32, out);
 }
 
 int test_skip(const char *fmt, ...)

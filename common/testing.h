@@ -37,6 +37,8 @@ int test_main(int argc, char **argv, const TestCase *cases, size_t n_cases);
 /* Load "<golden_dir>/<relative>" as float32. On any problem prints the error (naming the file, and how to
  * regenerate goldens) and returns false; `out` is then zeroed. */
 bool golden_load(const TestContext *ctx, const char *relative, NpyArray *out);
+/* The same for any dtype (int32 labels, uint8 masks, ...): a file of another dtype is refused, named. */
+bool golden_load_typed(const char *golden_dir, const char *relative, NpyDtype dtype, NpyArray *out);
 
 /* Print "SKIP: <reason>" and return TEST_SKIP. */
 int test_skip(const char *fmt, ...)

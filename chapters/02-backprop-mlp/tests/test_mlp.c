@@ -40,19 +40,9 @@ static bool load(const TestContext *ctx, const char *name, NpyArray *out)
 /* Load an int32 or uint8 golden (labels, pixels, batch sizes), which golden_load (float32 only) refuses. */
 static bool load_typed(const TestContext *ctx, const char *name, NpyDtype dtype, NpyArray *out)
 {
-    char path[4096];
-    CourseError err;
-    snprintf(path, sizeof path, "%s/ch02/%s.npy", ctx->golden_dir, name);
-    if (npy_load(path, out, &err) != 0) {
-        printf("FAIL cannot load golden file: %s\n     (regenerate with reference/make_golden.py)\n", err.message);
-        return false;
-    }
-    if (out->dtype != dtype) {
-        printf("FAIL %s: expected %s, found %s\n", path, npy_dtype_name(dtype), npy_dtype_name(out->dtype));
-        npy_free(out);
-        return false;
-    }
-    return true;
+    char relative[512];
+    snprintf(relative, sizeof relative, "ch02/%s.npy", name);
+    return golden_load_typed(ctx->golden_dir, relative, dtype, out);
 }
 
 /* A set of goldens freed together. */

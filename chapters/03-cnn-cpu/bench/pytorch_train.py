@@ -20,11 +20,13 @@ import numpy as np
 
 try:
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
 except ImportError:
     sys.exit("error: PyTorch is not importable by this Python (Debian: apt-get install python3-torch; "
              "run the script with /usr/bin/python3)")
+
+sys.dont_write_bytecode = True  # no __pycache__ left in the bench folder
+from cnn_bench import Net  # noqa: E402  (this folder's benchmark defines the network once)
 
 
 def read_idx(path, magic):
@@ -52,24 +54,6 @@ def load_split(folder, prefix):
     labels = read_idx(find(f"{prefix}-labels-idx1-ubyte"), 2049)
     x = (torch.tensor(images, dtype=torch.float32).unsqueeze(1) / 255 - 0.1307) / 0.3081  # (N, 1, 28, 28)
     return x, torch.tensor(labels.astype(np.int64))
-
-
-class Net(nn.Module):
-    """PyTorch's examples/mnist network (COURSE.md), padding 0."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, 1)
-        self.conv2 = nn.Conv2d(32, 64, 3, 1)
-        self.dropout1 = nn.Dropout(0.25)
-        self.dropout2 = nn.Dropout(0.5)
-        self.fc1 = nn.Linear(9216, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
-        x = torch.flatten(self.dropout1(x), 1)
-        return self.fc2(self.dropout2(F.relu(self.fc1(x))))
 
 
 def main():

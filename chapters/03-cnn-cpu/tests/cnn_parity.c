@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "course_error.h"
+#include "testing.h"
 
 CnnConfig cnn_parity_config(int padding)
 {
@@ -20,19 +21,9 @@ CnnConfig cnn_parity_config(int padding)
 /* "<golden_dir>/ch03/net_p<P>_<name>.npy" of the given dtype. */
 static bool load(const char *golden_dir, int padding, const char *name, NpyDtype dtype, NpyArray *out)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/ch03/net_p%d_%s.npy", golden_dir, padding, name);
-    CourseError err;
-    if (npy_load(path, out, &err) != 0) {
-        printf("FAIL cannot load golden file: %s\n     (regenerate with reference/make_golden.py)\n", err.message);
-        return false;
-    }
-    if (out->dtype != dtype) {
-        printf("FAIL %s: expected %s, found %s\n", path, npy_dtype_name(dtype), npy_dtype_name(out->dtype));
-        npy_free(out);
-        return false;
-    }
-    return true;
+    char relative[512];
+    snprintf(relative, sizeof relative, "ch03/net_p%d_%s.npy", padding, name);
+    return golden_load_typed(golden_dir, relative, dtype, out);
 }
 
 static const char *const PARAM_FILES[CNN_TENSORS] = {"conv1_w", "conv1_b", "conv2_w", "conv2_b",

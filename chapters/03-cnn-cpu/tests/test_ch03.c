@@ -40,19 +40,9 @@
 
 static bool load_as(const TestContext *ctx, const char *name, NpyDtype dtype, NpyArray *out)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/ch03/%s.npy", ctx->golden_dir, name);
-    CourseError err;
-    if (npy_load(path, out, &err) != 0) {
-        printf("FAIL cannot load golden file: %s\n     (regenerate with reference/make_golden.py)\n", err.message);
-        return false;
-    }
-    if (out->dtype != dtype) {
-        printf("FAIL %s: expected %s, found %s\n", path, npy_dtype_name(dtype), npy_dtype_name(out->dtype));
-        npy_free(out);
-        return false;
-    }
-    return true;
+    char relative[512];
+    snprintf(relative, sizeof relative, "ch03/%s.npy", name);
+    return golden_load_typed(ctx->golden_dir, relative, dtype, out);
 }
 
 static bool load_f32(const TestContext *ctx, const char *name, NpyArray *out)

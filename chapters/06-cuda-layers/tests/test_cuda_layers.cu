@@ -59,20 +59,9 @@ static bool load(const TestContext *ctx, const char *name, NpyArray *out)
 /* A golden file of another dtype (int32 indices, uint8 masks, int64 Philox words). */
 static bool load_typed(const TestContext *ctx, const char *name, NpyDtype dtype, NpyArray *out)
 {
-    char path[4096];
-    CourseError err;
-    snprintf(path, sizeof path, "%s/ch06/%s.npy", ctx->golden_dir, name);
-    if (npy_load(path, out, &err) != 0) {
-        printf("FAIL cannot load golden file: %s\n     (regenerate with reference/make_golden.py --chapter 06)\n",
-               err.message);
-        return false;
-    }
-    if (out->dtype != dtype) {
-        printf("FAIL %s: expected %s, found %s\n", path, npy_dtype_name(dtype), npy_dtype_name(out->dtype));
-        npy_free(out);
-        return false;
-    }
-    return true;
+    char relative[512];
+    snprintf(relative, sizeof relative, "ch06/%s.npy", name);
+    return golden_load_typed(ctx->golden_dir, relative, dtype, out);
 }
 
 static float *random_array(size_t n, uint64_t seed, float scale)
