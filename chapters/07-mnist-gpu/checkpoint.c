@@ -352,3 +352,74 @@ int checkpoint_load(const char *path, Cnn *net, TrainState *state, CourseError *
     safetensors_free(&f);
     return rc;
 }
+
+/* ---- Loading a network whose shape the file gives ------------------------------------------------------- */
+
+int checkpoint_load_network(const char *path, int max_batch, GemmBackend backend, Cnn *net, TrainState *state,
+                            CourseError *err)
+{
+    memset(net, 0, sizeof *net);
+    SafetensorsFile f;
+    if (safetensors_read(path, &f, err) != 0) {
+        return -1;
+    }
+    /* The shape, from the metadata; checkpoint_load below checks the rest (format, tensors, state). */
+    const char *format = safetensors_meta(&f, "format");
+    CnnConfig config = cnn_default_config(0);
+    const struct {
+        const char *key;
+        int *field;
+        uint64_t min;
+    } ints[] = {
+        {"image_size", &config.image_size, 1},     {"padding", &config.padding, 0},
+        {"conv1_channels", &config.conv1_channels, 1}, {"conv2_channels", &config.conv2_channels, 1},
+        {"hidden", &config.hidden, 1},              {"classes", &config.classes, 2},
+    };
+    int rc = 0;
+    if (format == NULL || strcmp(format, CHECKPOINT_FORMAT) != 0) {
+        rc = error_set(err, path, "not a checkpoint of this course's CNN (metadata format is '%s', expected '%s')",
+                       format ? format : "(absent)", CHECKPOINT_FORMAT);
+    }
+    for (size_t i = 0; rc == 0 && i < sizeof ints / sizeof ints[0]; ++i) {
+        uint64_t value;
+        if (get_u64(&f, path, ints[i].key, &value, err) != 0) {
+            rc = -1;
+        } else if (value < ints[i].min || value > CHECKPOINT_MAX_WIDTH) {
+            rc = error_set(err, path, "metadata '%s' is %" PRIu64 ", outside [%" PRIu64 ", %d]", ints[i].key, value,
+                           ints[i].min, CHECKPOINT_MAX_WIDTH);
+        } else {
+            *ints[i].field = (int)value;
+        }
+    }
+    double dropout[2];
+    if (rc == 0 && (get_double(&f, path, "dropout1", &dropout[0], err) != 0 ||
+                    get_double(&f, path, "dropout2", &dropout[1], err) != 0)) {
+        rc = -1;
+    }
+    for (int k = 0; rc == 0 && k < 2; ++k) {
+        if (!(dropout[k] >= 0.0 && dropout[k] < 1.0)) {
+            rc = error_set(err, path, "metadata 'dropout%d' is %g, outside [0, 1)", k + 1, dropout[k]);
+        }
+    }
+    safetensors_free(&f);
+    if (rc != 0) {
+        return -1;
+    }
+    config.dropout1 = (float)dropout[0];
+    config.dropout2 = (float)dropout[1];
+    CourseError shape_err;
+    if (cnn_create(net, config, max_batch, backend, &shape_err) != 0) {
+        memset(net, 0, sizeof *net);
+        return error_set(err, path, "its network's shape does not work: %s", shape_err.message);
+    }
+    TrainState loaded;
+    if (checkpoint_load(path, net, &loaded, err) != 0) {
+        cnn_destroy(net);
+        memset(net, 0, sizeof *net);
+        return -1;
+    }
+    if (state != NULL) {
+        *state = loaded;
+    }
+    return 0;
+}

@@ -693,6 +693,25 @@ double gpu_cnn_evaluate(GpuCnn *g, size_t *correct, size_t *confusion)
     return count > 0 ? loss_sum / (double)count : 0.0;
 }
 
+/* ---- Inference on the host's images ------------------------------------------------------------------------ */
+
+int gpu_cnn_max_rows(const GpuCnn *g) { return g->max_batch; }
+
+void gpu_cnn_predict(GpuCnn *g, const float *x, int n, float *logits)
+{
+    if (n < 1 || n > g->max_batch) {
+        die("gpu_cnn_predict: %d images (limit %d)", n, g->max_batch);
+    }
+    use_stream(g);
+    const size_t classes = (size_t)g->config.classes;
+    /* Copies on the network's stream, then one wait: whoever asks needs the answer at once. */
+    CUDA_CHECK(cudaMemcpyAsync(g->x, x, (size_t)n * g->image_pixels * sizeof *x, cudaMemcpyHostToDevice, g->stream));
+    forward(g, n, DROPOUT_OFF, 0);
+    CUDA_CHECK(cudaMemcpyAsync(logits, g->logits, (size_t)n * classes * sizeof *logits, cudaMemcpyDeviceToHost,
+                               g->stream));
+    CUDA_CHECK(cudaStreamSynchronize(g->stream));
+}
+
 /* ---- The CPU path's masks -------------------------------------------------------------------------------- */
 
 void gpu_cnn_philox_masks(Cnn *net, int batch, uint64_t seed, uint64_t global_step)

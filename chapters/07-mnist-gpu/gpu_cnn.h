@@ -110,6 +110,13 @@ const float *gpu_cnn_losses_wait(GpuCnn *g, int ticket);
  * The same prediction rule as chapter 03's cnn_evaluate: the first largest logit. */
 double gpu_cnn_evaluate(GpuCnn *g, size_t *correct, size_t *confusion);
 
+/* Inference on images given by the host (serving, visualising): x (n, 1, S, S) already normalised, no
+ * dropout, no gradients; logits (n, classes) come back. 1 <= n <= gpu_cnn_max_rows(g). Waits for the GPU.
+ * Needs no uploaded data set. */
+void gpu_cnn_predict(GpuCnn *g, const float *x, int n, float *logits);
+/* Rows the activation buffers hold: max(max_batch given to gpu_cnn_create, the evaluation batch 256). */
+int gpu_cnn_max_rows(const GpuCnn *g);
+
 /* For tests: one step on batch data given by the host, with the dropout masks given (not drawn): x
  * (n, 1, S, S) normalised floats, labels (n), mask1 (n, F), mask2 (n, hidden) uint8. Returns the loss
  * (waits for the GPU). Used by the parity test against PyTorch's golden steps. */

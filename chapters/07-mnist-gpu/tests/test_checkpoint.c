@@ -220,12 +220,101 @@ static int test_damaged(const TestContext *ctx)
     return ok ? TEST_PASS : TEST_FAIL;
 }
 
+/* checkpoint_load_network: the shape comes from the file (here padding 1 and odd widths, not the defaults),
+ * the weights come back bit for bit, and a file whose metadata asks for an absurd shape or is not a
+ * checkpoint is refused before anything is allocated. */
+static int test_load_network(const TestContext *ctx)
+{
+    (void)ctx;
+    Cnn saved, loaded;
+    make_net(&saved, 1, 5, 3);
+    const TrainState state = make_state();
+    char path[512];
+    temp_path(path, sizeof path, "network.safetensors");
+    CourseError err;
+    static TrainState back;
+    if (checkpoint_save(path, &saved, &state, &err) != 0 ||
+        checkpoint_load_network(path, 3, GEMM_OWN, &loaded, &back, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    bool ok = check_true(loaded.config.padding == 1 && loaded.config.conv1_channels == 4 &&
+                             loaded.config.conv2_channels == 6 && loaded.config.hidden == 5 &&
+                             loaded.max_batch == 3 && loaded.backend == GEMM_OWN,
+                         "the network has the file's shape and the caller's batch and backend");
+    ok &= check_true(loaded.parameter_count == saved.parameter_count &&
+                         memcmp(saved.parameters, loaded.parameters, saved.parameter_count * sizeof(float)) == 0,
+                     "weights come back bit for bit");
+    ok &= check_true(back.epoch == 2 && back.test_accuracy[1] == state.test_accuracy[1], "the state comes back");
+    cnn_destroy(&loaded);
+
+    /* The same tensors under a metadata that claims a huge network: refused, naming the key. */
+    char bad[512];
+    temp_path(bad, sizeof bad, "huge.safetensors");
+    SafetensorsFile f;
+    if (safetensors_read(path, &f, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    SafetensorsTensorView views[2 * CNN_TENSORS];
+    float *data[2 * CNN_TENSORS];
+    for (size_t t = 0; t < f.n_tensors && t < 2 * CNN_TENSORS; ++t) {
+        const SafetensorsEntry *e = &f.tensors[t];
+        data[t] = xmalloc(e->count * sizeof(float));
+        safetensors_copy_f32(&f, e, data[t]);
+        views[t] = (SafetensorsTensorView){e->name, e->ndim, {0}, data[t]};
+        memcpy(views[t].shape, e->shape, sizeof e->shape);
+    }
+    SafetensorsMeta meta[64];
+    size_t n_meta = 0;
+    for (size_t m = 0; m < f.n_meta && n_meta < 64; ++m) {
+        if (strcmp(f.meta[m].key, "data_crc32") != 0) {
+            meta[n_meta] = f.meta[m];
+            if (strcmp(meta[n_meta].key, "conv2_channels") == 0) {
+                meta[n_meta].value = "1000000";
+            }
+            n_meta++;
+        }
+    }
+    if (safetensors_write_f32(bad, views, f.n_tensors, meta, n_meta, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    for (size_t t = 0; t < f.n_tensors && t < 2 * CNN_TENSORS; ++t) {
+        free(data[t]);
+    }
+    safetensors_free(&f);
+    CourseError refused = {{0}};
+    const int rc = checkpoint_load_network(bad, 3, GEMM_OWN, &loaded, NULL, &refused);
+    printf("refused as expected: %s\n", refused.message);
+    ok &= check_true(rc != 0 && strstr(refused.message, bad) != NULL &&
+                         strstr(refused.message, "conv2_channels") != NULL,
+                     "an absurd width is refused, naming the file and the key");
+    ok &= check_true(loaded.parameters == NULL, "nothing is left allocated after a refusal");
+
+    /* Not a checkpoint of this network at all. */
+    temp_path(bad, sizeof bad, "other-network.safetensors");
+    float w[3] = {1, 2, 3};
+    SafetensorsTensorView view = {"weight", 1, {3}, w};
+    if (safetensors_write_f32(bad, &view, 1, NULL, 0, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    memset(&refused, 0, sizeof refused);
+    ok &= check_true(checkpoint_load_network(bad, 3, GEMM_OWN, &loaded, NULL, &refused) != 0 &&
+                         strstr(refused.message, "not a checkpoint") != NULL,
+                     "another file is refused: %s", refused.message);
+    cnn_destroy(&saved);
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
 int main(int argc, char **argv)
 {
     static const TestCase cases[] = {
         {"checkpoint.roundtrip", test_roundtrip},
         {"checkpoint.mismatch", test_mismatch},
         {"checkpoint.damaged", test_damaged},
+        {"checkpoint.load_network", test_load_network},
     };
     return test_main(argc, argv, cases, COUNT_OF(cases));
 }

@@ -12,6 +12,8 @@
  *                         windows) against chapter 03's CPU network fed by the CPU loader with the same
  *                         Philox masks: same losses, weights and evaluation, up to float rounding. The
  *                         training set has 29 images, so the last batch of the epoch is partial.
+ *   graph_equals_launches the step as a CUDA Graph and as separate launches: the same bits;
+ *   predict               gpu_cnn_predict on 7 and 129 host images against cnn_forward's logits.
  */
 #include <math.h>
 #include <stdio.h>
@@ -264,6 +266,55 @@ static int test_graph_equals_launches(const TestContext *ctx)
     return ok ? TEST_PASS : TEST_FAIL;
 }
 
+/* Inference on the host's images (gpu_cnn_predict, what serving uses) gives chapter 03's evaluation logits:
+ * 7 images (fewer than a batch) and 129 (more than the training batch, within the 256 rows the buffers
+ * hold), from random weights, against cnn_forward with dropout off. */
+static int test_predict(const TestContext *ctx)
+{
+    MnistSplit train, test;
+    CourseError err;
+    if (train_load_mnist(ctx->data_dir, &train, &test, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    const int counts[] = {7, 129};
+    const int most = 129;
+    Cnn cpu;
+    if (cnn_create(&cpu, cnn_parity_config(1), most, GEMM_OPENBLAS, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    cnn_init(&cpu, 23);
+    GpuCnn *g = gpu_cnn_create(&cpu, 16, GPU_CNN_CUBLAS, &err);
+    if (g == NULL) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    gpu_cnn_set_parameters(g, &cpu);
+    bool ok = check_true(gpu_cnn_max_rows(g) >= most, "the buffers hold %d rows (need %d)", gpu_cnn_max_rows(g), most);
+    const size_t pixels = (size_t)train.rows * train.cols, classes = (size_t)cpu.config.classes;
+    float *x = (float *)xmalloc((size_t)most * pixels * sizeof *x);              /* (n, 1, 28, 28) */
+    float *gpu_logits = (float *)xmalloc((size_t)most * classes * sizeof *gpu_logits); /* (n, classes) */
+    for (int c = 0; c < (int)COUNT_OF(counts); ++c) {
+        const int n = counts[c];
+        /* Test images from an odd offset, normalised as the trainer does. */
+        normalize_pixels(test.images + (size_t)31 * pixels, x, (size_t)n * pixels);
+        gpu_cnn_predict(g, x, n, gpu_logits);
+        const float *cpu_logits = cnn_forward(&cpu, x, n, false);
+        char label[64];
+        snprintf(label, sizeof label, "logits of %d images, gpu_cnn_predict vs cnn_forward", n);
+        const size_t shape[2] = {(size_t)n, classes};
+        ok &= check_close(label, gpu_logits, cpu_logits, (size_t)n * classes, shape, 2, 1e-4, 1e-4);
+    }
+    free(x);
+    free(gpu_logits);
+    gpu_cnn_destroy(g);
+    cnn_destroy(&cpu);
+    mnist_free(&train);
+    mnist_free(&test);
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
 /* OpenMP's runtime (libgomp, linked through chapter 03), declared here rather than through <omp.h>. */
 extern "C" void omp_set_num_threads(int threads);
 
@@ -274,6 +325,7 @@ int main(int argc, char **argv)
         {"parity.p1", test_parity_p1},
         {"cpu_equals_gpu", test_cpu_equals_gpu},
         {"graph_equals_launches", test_graph_equals_launches},
+        {"predict", test_predict},
     };
     /* The CPU reference on one thread: these tests compare numbers, and one thread keeps ThreadSanitizer builds
      * of the simulator free of false reports from the uninstrumented OpenMP runtime (as in chapter 06). */
