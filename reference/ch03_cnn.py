@@ -165,7 +165,8 @@ def gen_dropout(writer, rng):
 
 
 class Net(nn.Module):
-    """COURSE.md's network with configurable widths and padding (PyTorch default initialisation)."""
+    """The course's network (chapters/03-cnn-cpu/cnn.h) with configurable widths and padding (PyTorch's default
+    initialisation)."""
 
     def __init__(self, c1, c2, hidden, padding):
         super().__init__()

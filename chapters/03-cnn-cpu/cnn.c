@@ -50,8 +50,8 @@ int cnn_create(Cnn *net, CnnConfig config, int max_batch, GemmBackend backend, C
     memset(net, 0, sizeof *net);
     const int P = config.padding;
     if (config.image_size < 1 || config.conv1_channels < 1 || config.conv2_channels < 1 || config.hidden < 1 ||
-        config.classes < 1 || max_batch < 1 || P < 0) {
-        return error_set(err, "cnn", "sizes must be positive and padding >= 0");
+        config.classes < 1 || max_batch < 1) {
+        return error_set(err, "cnn", "sizes must be positive");
     }
     if (!(config.dropout1 >= 0.0f && config.dropout1 < 1.0f && config.dropout2 >= 0.0f && config.dropout2 < 1.0f)) {
         return error_set(err, "cnn", "dropout probabilities must lie in [0, 1)");
@@ -60,9 +60,15 @@ int cnn_create(Cnn *net, CnnConfig config, int max_batch, GemmBackend backend, C
     net->max_batch = max_batch;
     net->backend = backend;
     net->conv1 = (Conv2dShape){max_batch, 1, config.image_size, config.image_size, config.conv1_channels, 3, 3, P, 1};
+    if (conv2d_shape_check(&net->conv1, "cnn: conv1", err) != 0) { /* e.g. a negative padding, with the reason */
+        return -1;
+    }
     net->h1 = conv2d_out_height(&net->conv1);
     net->w1 = conv2d_out_width(&net->conv1);
     net->conv2 = (Conv2dShape){max_batch, config.conv1_channels, net->h1, net->w1, config.conv2_channels, 3, 3, P, 1};
+    if (conv2d_shape_check(&net->conv2, "cnn: conv2", err) != 0) {
+        return -1;
+    }
     net->h2 = conv2d_out_height(&net->conv2);
     net->w2 = conv2d_out_width(&net->conv2);
     net->h3 = maxpool2_output_size(net->h2);
