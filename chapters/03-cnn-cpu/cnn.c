@@ -2,7 +2,7 @@
  * ReLU and chapter 02's softmax cross-entropy and SGD step.
  *
  * Most layers run on the whole batch, one call each. conv2 and the layers around it (pooling, ReLU, dropout 1)
- * run image by image inside one OpenMP loop instead, so that each image's 147 KB of conv2 output goes from one
+ * run image by image inside one OpenMP loop instead, so that each image's 144 KiB of conv2 output goes from one
  * layer to the next while it is still in the core's cache (README.md, section 8).
  */
 #include "cnn.h"
@@ -213,7 +213,7 @@ void cnn_forward_layers(Cnn *net, int batch)
     const CnnTensor *t = net->tensors;
     conv2d_forward_im2col(&net->conv1, net->x, t[CNN_CONV1_W].value, t[CNN_CONV1_B].value, net->a1, net->backend);
     relu_forward_parallel(net->a1, net->r1, conv1_size);
-    /* conv2, relu, maxpool and dropout 1, image by image: each image's conv2 output (C2*H2*W2 floats, 147 KB)
+    /* conv2, relu, maxpool and dropout 1, image by image: each image's conv2 output (C2*H2*W2 floats, 144 KiB)
      * is pooled while it is still in this core's cache, instead of being read back from memory after the whole
      * batch. relu then maxpool is computed as maxpool then relu: the two commute (the largest of four relus is
      * the relu of the largest), and the relu then touches a quarter of the values (README.md, section 8).
