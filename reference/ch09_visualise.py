@@ -10,8 +10,8 @@ reference/golden/ch09/:
   explain_p<P>_logits        the logits (N, 10), no dropout
   explain_p<P>_predicted     the predicted class (N,) int32: the largest logit
   explain_p<P>_saliency      d logits[b][predicted[b]] / d x[b], (N, 28, 28): torch.autograd.grad
-  explain_p<P>_gradcam       Grad-CAM on conv2 (N, H2, W2): A = conv2's output (before its ReLU),
-                             G = d logit / d A, alpha = G averaged over the plane, cam = relu(sum_k alpha_k A_k)
+  explain_p<P>_gradcam       Grad-CAM on conv2 (N, H2, W2): Z = conv2's output (before its ReLU), A = relu(Z),
+                             G = d logit / d Z, alpha = G averaged over the plane, cam = relu(sum_k alpha_k A_k)
   pca_x                      rows (157, 13) drawn with very different variances along random directions
   pca_components             the first 3 principal directions (3, 13), from numpy's SVD of the centred rows,
                              each signed so that its largest-magnitude entry is positive
@@ -49,7 +49,7 @@ class Net(nn.Module):
         self.fc2 = nn.Linear(HIDDEN, 10)
 
     def forward(self, x):
-        a2 = self.conv2(F.relu(self.conv1(x)))  # conv2's output: Grad-CAM's feature maps A
+        a2 = self.conv2(F.relu(self.conv1(x)))  # conv2's output Z: Grad-CAM's gradient is taken here
         h = F.max_pool2d(F.relu(a2), 2)
         h = F.relu(self.fc1(torch.flatten(h, 1)))
         return self.fc2(h), a2
@@ -73,7 +73,7 @@ def gen_explain(writer, rng):
         chosen = logits.gather(1, predicted[:, None]).sum()  # image b's logit depends on image b only
         saliency, g = torch.autograd.grad(chosen, [x, a2])
         alpha = g.mean(dim=(2, 3), keepdim=True)  # (N, C2, 1, 1)
-        cam = F.relu((alpha * a2).sum(dim=1))  # (N, H2, W2)
+        cam = F.relu((alpha * F.relu(a2)).sum(dim=1))  # (N, H2, W2)
         writer.save(f"{prefix}_x", images)
         writer.save(f"{prefix}_logits", out32(logits))
         writer.save(f"{prefix}_predicted", predicted.numpy().astype(np.int32))

@@ -39,7 +39,7 @@ void explain_saliency(Cnn *net, const float *x, int n, const int32_t *classes, f
 
 void explain_gradcam(const Cnn *net, int n, float *cam)
 {
-    /* BEGIN EXERCISE ch09.gradcam: per image: alpha[k] = mean of net->d_conv2's plane k; cam = relu(sum_k alpha[k] * net->a2's plane k) (about 20 lines) */
+    /* BEGIN EXERCISE ch09.gradcam: per image: alpha[k] = mean of net->d_conv2's plane k; cam = relu(sum_k alpha[k] * relu(net->a2's plane k)) (about 20 lines) */
     const size_t C2 = (size_t)net->config.conv2_channels, plane = (size_t)net->h2 * net->w2;
     double *alpha = xmalloc(C2 * sizeof *alpha);
     double *sum = xmalloc(plane * sizeof *sum);
@@ -56,7 +56,7 @@ void explain_gradcam(const Cnn *net, int n, float *cam)
         memset(sum, 0, plane * sizeof *sum);
         for (size_t k = 0; k < C2; ++k) {
             for (size_t p = 0; p < plane; ++p) {
-                sum[p] += alpha[k] * A[k * plane + p];
+                sum[p] += alpha[k] * (A[k * plane + p] > 0.0f ? A[k * plane + p] : 0.0f);
             }
         }
         for (size_t p = 0; p < plane; ++p) {

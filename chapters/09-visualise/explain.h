@@ -31,11 +31,13 @@ int explain_check_network(const Cnn *net, const char *checkpoint, const MnistSpl
  * explain_gradcam). */
 void explain_saliency(Cnn *net, const float *x, int n, const int32_t *classes, float *saliency);
 
-/* Grad-CAM on conv2, from the activations and gradients explain_saliency left in net: with A = conv2's output
- * (C2, H2, W2) (the output of the Conv2d layer, before its ReLU) and G = d logit / d A,
+/* Grad-CAM on conv2, from the activations and gradients explain_saliency left in net: with Z = conv2's output
+ * (C2, H2, W2) (the Conv2d layer's, before its ReLU), A = relu(Z) its feature maps and G = d logit / d Z,
  *   alpha[k] = mean over (i, j) of G[k][i][j]         (how much channel k matters for this class)
  *   cam[i][j] = max(0, sum over k of alpha[k] A[k][i][j]).
- * cam (n, H2, W2). */
+ * (G is zero wherever Z <= 0, and there A is zero too: the gradient and the maps are those of the same
+ * units. Z itself in place of A would let a negative weight times a negative, switched-off unit light up the
+ * background.) cam (n, H2, W2). */
 void explain_gradcam(const Cnn *net, int n, float *cam);
 
 /* Whole-split inference in batches of net->max_batch, without dropout: probs (count, classes) the softmax of

@@ -262,12 +262,12 @@ static void figure_saliency_gradcam(Explainer *e)
                 cy = cy < 0 ? 0 : cy >= net->h2 ? net->h2 - 1 : cy;
                 cx = cx < 0 ? 0 : cx >= net->w2 ? net->w2 - 1 : cx;
                 const float t = top > 0.0f ? c[(size_t)cy * net->w2 + cx] / top : 0.0f;
-                /* The digit in gray, the heat laid over it in proportion to the CAM (cold places stay gray). */
-                const Rgb heat = colormap_heat(0.35f + 0.65f * t), gray = colormap_gray(pixels[y * S + x] * 0.8f);
-                const float a = 0.75f * t;
-                const Rgb blend = {(uint8_t)lroundf((1 - a) * gray.r + a * heat.r),
-                                   (uint8_t)lroundf((1 - a) * gray.g + a * heat.g),
-                                   (uint8_t)lroundf((1 - a) * gray.b + a * heat.b)};
+                /* The CAM's heat colours, with the digit's strokes laid over them in blue so that one sees
+                 * where on the digit the heat lies. */
+                const Rgb heat = colormap_heat(t);
+                const float a = 0.6f * pixels[y * S + x];
+                const Rgb blend = {(uint8_t)lroundf((1 - a) * heat.r + a * 90), (uint8_t)lroundf((1 - a) * heat.g + a * 160),
+                                   (uint8_t)lroundf((1 - a) * heat.b + a * 255)};
                 image_fill_rect(&cam_img, x0 + x * scale, y0 + y * scale, scale, scale, blend);
             }
         }
