@@ -59,7 +59,8 @@ typedef struct Explainer {
 
 /* ---- files --------------------------------------------------------------------------------------------------- */
 
-static void write_png(const Explainer *e, const char *name, const Image *img)
+/* Write img as <out>/<name> and free it (every picture is written once, then no longer needed). */
+static void write_png(const Explainer *e, const char *name, Image *img)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", e->out_dir, name);
@@ -67,6 +68,7 @@ static void write_png(const Explainer *e, const char *name, const Image *img)
     if (png_write_rgb(path, img, &err) != 0) {
         error_exit(&err);
     }
+    image_free(img);
 }
 
 /* <figure> with the image and its caption (HTML given as is: the captions are this program's own text). */
@@ -123,7 +125,6 @@ static void figure_filters(Explainer *e)
         image_draw_map(&img, x, y, w->value + (size_t)f * 9, 3, 3, scale, -range, range, colormap_diverging);
     }
     write_png(e, "filters.png", &img);
-    image_free(&img);
     fprintf(e->html, "<h2>conv1's filters</h2>\n");
     char caption[512];
     snprintf(caption, sizeof caption,
@@ -145,7 +146,6 @@ static void figure_digits(Explainer *e)
     }
     free(pixels);
     write_png(e, "digits.png", &img);
-    image_free(&img);
     fprintf(e->html, "<h2>Ten test images</h2>\n");
     html_figure(e, "digits.png", "the first test image of each digit, 0 to 9",
                 "The first image of each digit (0 to 9, left to right) in the test set: the pictures below "
@@ -198,7 +198,6 @@ static void figure_feature_maps(Explainer *e)
             char name[64];
             snprintf(name, sizeof name, "conv%d_maps_%d.png", layer + 1, d);
             write_png(e, name, &all);
-            image_free(&all);
             int x, y;
             grid_origin(d, DIGITS, tile_w, tile_h, &x, &y);
             image_draw_map(&mean_img, x, y, mean, H[layer], W[layer], scale, 0.0f, max_of(mean, plane), colormap_heat);
@@ -206,7 +205,6 @@ static void figure_feature_maps(Explainer *e)
         char name[64], caption[640];
         snprintf(name, sizeof name, "conv%d_mean.png", layer + 1);
         write_png(e, name, &mean_img);
-        image_free(&mean_img);
         snprintf(caption, sizeof caption,
                  "The mean response of conv%d: its %d channels after ReLU (%dx%d each), averaged, for the ten "
                  "images above. Black is 0, white the map's own maximum.", layer + 1, C[layer], H[layer], W[layer]);
@@ -274,8 +272,6 @@ static void figure_saliency_gradcam(Explainer *e)
     }
     write_png(e, "saliency.png", &sal_img);
     write_png(e, "gradcam.png", &cam_img);
-    image_free(&sal_img);
-    image_free(&cam_img);
     free(magnitude);
     free(pixels);
     free(saliency);
@@ -337,7 +333,6 @@ static void figure_mistakes(Explainer *e, int shown)
     }
     free(pixels);
     write_png(e, "mistakes.png", &img);
-    image_free(&img);
     char caption[512];
     snprintf(caption, sizeof caption,
              "The %d test images the network gets wrong with the highest probability for its (wrong) answer, of "
@@ -373,7 +368,6 @@ static void figure_confusion(Explainer *e)
         }
     }
     write_png(e, "confusion.png", &img);
-    image_free(&img);
     fprintf(e->html, "<h2>Confusion matrix</h2>\n");
     html_figure(e, "confusion.png", "the confusion matrix as a heat map",
                 "Row = true label 0..9 (top to bottom), column = predicted label 0..9 (left to right); the colour "
@@ -435,7 +429,6 @@ static void figure_embedding(Explainer *e)
         image_fill_rect(&img, px, py, dot, dot, class_colour(e->test.labels[r]));
     }
     write_png(e, "embedding.png", &img);
-    image_free(&img);
     fprintf(e->html, "<h2>The fc1 embedding</h2>\n");
     char caption[640];
     snprintf(caption, sizeof caption,
