@@ -547,17 +547,30 @@ int main(int argc, char **argv)
     if (stat(out, &st) != 0 || !S_ISDIR(st.st_mode)) {
         die("%s: exists and is not a folder", out);
     }
+    /* The page is built in memory and written in one go at the end, atomically: a run that stops half way
+     * leaves the previous index.html (or none), never one that shows pictures not yet written. */
+    char *page = NULL;
+    size_t page_size = 0;
+    e.html = open_memstream(&page, &page_size);
+    if (e.html == NULL) {
+        die("cannot allocate the page in memory");
+    }
+    explain_all(&e, mistakes);
+    fclose(e.html);
     char html_path[4096];
     snprintf(html_path, sizeof html_path, "%s/index.html", out);
     AtomicFile html;
     if (atomic_file_open(&html, html_path, &err) != 0) {
         error_exit(&err);
     }
-    e.html = html.stream;
-    explain_all(&e, mistakes);
+    if (fwrite(page, 1, page_size, html.stream) != page_size) {
+        atomic_file_abort(&html);
+        die("%s: write failed", html_path);
+    }
     if (atomic_file_commit(&html, &err) != 0) {
         error_exit(&err);
     }
+    free(page);
     printf("wrote %s (open it in a browser)\n", html_path);
     free(e.probs);
     free(e.predicted);

@@ -34,7 +34,9 @@ for name in filters.png digits.png saliency.png gradcam.png mistakes.png confusi
             conv1_mean.png conv2_mean.png conv1_maps_7.png conv2_maps_7.png; do
     printf '%s\n' "${shown[@]}" | grep -qxF "$name" || fail "index.html does not show $name"
 done
-echo "ok index.html shows ${#shown[@]} PNG files, all present"
+others=$(cd "$work/out" && ls -A | grep -v -e '\.png$' -e '^index\.html$' || true)
+[ -z "$others" ] || fail "files left in the output folder besides the PNGs and index.html: $others"
+echo "ok index.html shows ${#shown[@]} PNG files, all present, and nothing else is left in the folder"
 
 refuse() { # refuse CHECKPOINT EXPECTED_TEXT
     local out="$work/refused"
