@@ -285,8 +285,9 @@ static void figure_saliency_gradcam(Explainer *e)
     char caption[512];
     snprintf(caption, sizeof caption,
              "Grad-CAM on conv2 (%dx%d, drawn at the centres of its 5&times;5 receptive fields): conv2's channels "
-             "weighted by the mean gradient of the predicted class's logit, summed, negative parts cut to 0, over "
-             "the digit in gray. Red to white: where the evidence for the predicted class lies; scaled per image.",
+             "after ReLU, each weighted by the mean gradient of the predicted class's logit with respect to it, "
+             "summed, negative parts cut to 0. Black to red to white: where the evidence for the predicted class "
+             "lies, scaled per image; the digit's strokes are drawn over it in blue.",
              net->h2, net->w2);
     html_figure(e, "gradcam.png", "Grad-CAM of the ten digits", caption);
 }
