@@ -22,6 +22,10 @@ reference/golden/ch03/:
                              initial weights (PyTorch default init), 5 batches of 8 images, the dropout masks
                              of every step, the loss of every step, and the weights after 5 SGD steps
                              (lr 0.01, momentum 0.9)
+  net_input_grad_x, _dlogits, _dx
+                             the input gradient of the parity network with padding 1 (its initial weights
+                             net_p1_init_*, no dropout): images x (3, 1, 28, 28), an upstream gradient of the
+                             logits (3, 10), and dx = d(sum(logits * dlogits)) / dx (3, 1, 28, 28)
 
 Why the parity network is narrower than the real one: the real fc1 weight is 128 x 9216 floats = 4.7 MB, and the
 test needs it twice (initial and final). The narrow variant keeps the architecture (conv3x3, ReLU, conv3x3,
@@ -228,6 +232,25 @@ def gen_net(writer, rng):
             writer.save(f"{prefix}_final_{param_file_name(name)}", out32(state[name]))
 
 
+def gen_input_grad(writer):
+    """The gradient with respect to the input images, which the trainer never needs but chapter 09's saliency
+    maps do: padding 1, so that the zero border's gradient is dropped correctly too. Its own random stream, so
+    that the files above do not change."""
+    rng = np.random.default_rng(SEED + 100)
+    torch.manual_seed(SEED + 1)  # the same initial weights as net_p1_init_*
+    net = Net(NET_CONV1, NET_CONV2, NET_HIDDEN, 1).double()
+    images = f32(rng.random((3, 1, 28, 28)) * 2.0 - 0.5)
+    dlogits = f32(rng.standard_normal((3, 10)))
+    x = f64(images, grad=True)
+    ones1 = torch.ones(1, dtype=torch.float64) * (1.0 - 0.25)  # keep-mask 1 times (1 - p): dropout off
+    ones2 = torch.ones(1, dtype=torch.float64) * (1.0 - 0.5)
+    logits = net(x, ones1, ones2)
+    (dx,) = torch.autograd.grad((logits * f64(dlogits)).sum(), x)
+    writer.save("net_input_grad_x", images)
+    writer.save("net_input_grad_dlogits", dlogits)
+    writer.save("net_input_grad_dx", out32(dx))
+
+
 def generate(writer):
     torch.set_num_threads(1)
     rng = np.random.default_rng(SEED)
@@ -237,3 +260,4 @@ def generate(writer):
     gen_dropout(writer, rng)
     gen_linear(writer, rng)
     gen_net(writer, rng)
+    gen_input_grad(writer)

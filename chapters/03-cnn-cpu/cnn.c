@@ -259,7 +259,13 @@ float cnn_forward_loss(Cnn *net, const float *x, const int32_t *labels, int batc
 
 void cnn_backward(Cnn *net, const int32_t *labels, int batch)
 {
-    /* BEGIN EXERCISE ch03.cnn_backward: walk cnn_forward backwards: softmax-CE, fc2, dropout 2, relu, fc1 (whole batch); then per image (OpenMP loop, cols/dcols and a conv2 weight-gradient copy per thread): dropout 1, relu (x = pooled), maxpool, conv2, relu 1; sum the copies; conv2's bias; conv1 (no input gradient), filling every tensor's grad (about 65 lines) */
+    softmax_cross_entropy_backward(net->probs, labels, net->d_logits, (size_t)batch, (size_t)net->config.classes);
+    cnn_backward_from_logits(net, batch, NULL);
+}
+
+void cnn_backward_from_logits(Cnn *net, int batch, float *d_input)
+{
+    /* BEGIN EXERCISE ch03.cnn_backward: walk cnn_forward backwards from net->d_logits: fc2, dropout 2, relu, fc1 (whole batch); then per image (OpenMP loop, cols/dcols and a conv2 weight-gradient copy per thread): dropout 1, relu (x = pooled), maxpool, conv2, relu 1; sum the copies; conv2's bias; conv1 (its input gradient into d_input, which may be NULL), filling every tensor's grad (about 65 lines) */
     const CnnConfig *cfg = &net->config;
     const size_t B = (size_t)batch;
     const size_t conv1_size = B * cfg->conv1_channels * net->h1 * net->w1;
@@ -267,7 +273,6 @@ void cnn_backward(Cnn *net, const int32_t *labels, int batch)
     const float *features = net->training ? net->dropped1 : net->pooled;
     const float *hidden = net->training ? net->dropped2 : net->hidden_act;
 
-    softmax_cross_entropy_backward(net->probs, labels, net->d_logits, B, (size_t)cfg->classes);
     linear_backward_gemm(hidden, t[CNN_FC2_W].value, net->d_logits, net->d_hidden, t[CNN_FC2_W].grad,
                          t[CNN_FC2_B].grad, batch, cfg->hidden, cfg->classes, net->backend);
     /* The element-wise backward passes below run in place (dx == dy): each dx[i] reads only dy[i]. */
@@ -315,7 +320,7 @@ void cnn_backward(Cnn *net, const int32_t *labels, int batch)
     free(scratch);
     free(dw_partial);
     conv2d_backward_bias(&net->conv2, net->d_conv2, t[CNN_CONV2_B].grad);
-    conv2d_backward_im2col(&net->conv1, net->x, t[CNN_CONV1_W].value, net->d_conv1, NULL, t[CNN_CONV1_W].grad,
+    conv2d_backward_im2col(&net->conv1, net->x, t[CNN_CONV1_W].value, net->d_conv1, d_input, t[CNN_CONV1_W].grad,
                            t[CNN_CONV1_B].grad, net->backend);
     /* END EXERCISE */
 }

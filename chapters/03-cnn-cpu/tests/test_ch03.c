@@ -1008,6 +1008,48 @@ static int run_parity(const TestContext *ctx, int padding)
 static int test_net_parity_p0(const TestContext *ctx) { return run_parity(ctx, 0); }
 static int test_net_parity_p1(const TestContext *ctx) { return run_parity(ctx, 1); }
 
+/* The gradient with respect to the input images (cnn_backward_from_logits with d_input), which chapter 09's
+ * saliency maps use: the parity network with padding 1 at its initial weights, no dropout, 3 images, a random
+ * upstream gradient of the logits, against PyTorch's autograd (reference/ch03_cnn.py, gen_input_grad). */
+static int test_net_input_gradient(const TestContext *ctx)
+{
+    set_threads(2);
+    Cnn net;
+    CourseError err;
+    if (cnn_create(&net, cnn_parity_config(1), CNN_PARITY_BATCH, GEMM_OPENBLAS, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    CnnParity parity;
+    NpyArray x, dlogits, dx_expected;
+    if (!cnn_parity_load(ctx->golden_dir, 1, &net, &parity)) { /* the initial weights net_p1_init_* */
+        cnn_destroy(&net);
+        return TEST_FAIL;
+    }
+    cnn_parity_free(&parity);
+    if (!load_f32(ctx, "net_input_grad_x", &x) || !load_f32(ctx, "net_input_grad_dlogits", &dlogits) ||
+        !load_f32(ctx, "net_input_grad_dx", &dx_expected)) {
+        cnn_destroy(&net);
+        return TEST_FAIL;
+    }
+    const int batch = (int)x.shape[0];
+    cnn_forward(&net, x.data, batch, false);
+    memcpy(net.d_logits, dlogits.data, dlogits.count * sizeof(float));
+    float *dx = nan_filled(x.count); /* (3, 1, 28, 28) */
+    cnn_backward_from_logits(&net, batch, dx);
+    /* Each input pixel's gradient sums over 9 conv1 positions x 8 channels, after conv2's 72-term sums and the
+     * fully connected layers: float32 rounding stays near 1e-7 of the largest values (|dx| <= 0.03 here), so
+     * 1e-6 absolute is 3e-5 of them. */
+    bool ok = check_close("d logits . dlogits / dx (3, 1, 28, 28)", dx, dx_expected.data, x.count, x.shape, 4, 1e-6,
+                          1e-4);
+    free(dx);
+    npy_free(&x);
+    npy_free(&dlogits);
+    npy_free(&dx_expected);
+    cnn_destroy(&net);
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
 typedef struct GradcheckNet {
     Cnn *net;
     const float *x;
@@ -1120,6 +1162,7 @@ static const TestCase CASES[] = {
     {"net.parity_p0", test_net_parity_p0},
     {"net.parity_p1", test_net_parity_p1},
     {"net.gradcheck", test_net_gradcheck},
+    {"net.input_gradient", test_net_input_gradient},
 };
 
 int main(int argc, char **argv)
