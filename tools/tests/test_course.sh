@@ -95,6 +95,67 @@ case_hint_zh() {
     printf '%s\n' "$out" | grep TODO
 }
 
+# status, test and hint in Chinese (LANG=zh_CN.UTF-8), on a tiny course of its own: one chapter, one exercise,
+# three tests (one passes, one reaches a stub, one fails), so that nothing of the real course is built.
+case_messages_zh() {
+    local mini="$WORK/mini"
+    rm -rf "$mini"
+    mkdir -p "$mini/tools" "$mini/chapters/01-mini"
+    cp "$ROOT/tools/course" "$ROOT/tools/markers.awk" "$mini/tools/"
+    cat >"$mini/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.25)
+project(mini NONE)
+enable_testing()
+add_test(NAME mini.passes COMMAND sh -c "exit 0")
+add_test(NAME mini.stub COMMAND sh -c "echo 'ch01.twice is not implemented yet (see chapters/01-mini/README.md)'; exit 1")
+add_test(NAME mini.fails COMMAND sh -c "echo 'mismatch at 3'; exit 1")
+set_tests_properties(mini.passes mini.stub mini.fails PROPERTIES LABELS ch01)
+CMAKE
+    cat >"$mini/chapters/01-mini/mini.c" <<'C'
+int twice(int x);
+
+int twice(int x)
+{
+    /* BEGIN EXERCISE ch01.twice: return 2 * x (about 1 line) | zh: 返回 2 * x（约 1 行） */
+    return 2 * x;
+    /* END EXERCISE */
+}
+C
+    printf '# Mini\n' >"$mini/chapters/01-mini/README.md"
+    printf '# 迷你\n' >"$mini/chapters/01-mini/README.zh.md"
+    local course_env=(env -u LC_ALL -u LC_MESSAGES LANG=zh_CN.UTF-8 COURSE_BUILD_DIR="$WORK/mini-build")
+    (cd "$mini" && "${course_env[@]}" tools/course status) >"$WORK/out" 2>"$WORK/err"
+    status=$?; out=$(cat "$WORK/out"); err=$(cat "$WORK/err")
+    printf '$ LANG=zh_CN.UTF-8 tools/course status   -> exit %d\n%s\n' "$status" "$out"
+    expect_out "进度"
+    expect_out "1/3 个测试通过"
+    expect_out "1 个失败"
+    expect_out "1 个练习未实现"
+    expect_out "下一步：\`tools/course test 01\` 会显示第 01 章哪里出了错。"
+    (cd "$mini" && "${course_env[@]}" tools/course test 01) >"$WORK/out" 2>"$WORK/err"
+    status=$?; out=$(cat "$WORK/out"); err=$(cat "$WORK/err")
+    printf '$ LANG=zh_CN.UTF-8 tools/course test 01   -> exit %d\n%s\n' "$status" "$out"
+    expect_status 1
+    expect_out "正在运行第 01 章的测试"
+    expect_out "还没有实现：ch01.twice"
+    expect_out "查看提示：\`tools/course hint ch01.twice\`"
+    (cd "$mini" && "${course_env[@]}" tools/course hint ch01.twice) >"$WORK/out" 2>"$WORK/err"
+    status=$?; out=$(cat "$WORK/out"); err=$(cat "$WORK/err")
+    expect_status 0
+    expect_out "返回 2 * x（约 1 行）"
+    expect_out "课文：  chapters/01-mini/README.zh.md"
+    (cd "$mini" && "${course_env[@]}" tools/course test 7) >"$WORK/out" 2>"$WORK/err"
+    status=$?; out=$(cat "$WORK/out"); err=$(cat "$WORK/err")
+    expect_failure
+    expect_err "没有第 07 章"
+    # The English messages are unchanged without zh.
+    (cd "$mini" && env -u LC_ALL -u LC_MESSAGES LANG=C.UTF-8 COURSE_BUILD_DIR="$WORK/mini-build" tools/course test 01) >"$WORK/out" 2>"$WORK/err"
+    status=$?; out=$(cat "$WORK/out"); err=$(cat "$WORK/err")
+    expect_status 1
+    expect_out "Running the tests of chapter 01"
+    expect_out "1/3 tests passing  (1 failing, 1 exercise not implemented)"
+}
+
 case_hint_unknown() {
     run hint ch01.rleu
     expect_failure
@@ -231,7 +292,7 @@ case_fixture_malformed_marker() { refused malformed_marker "malformed marker"; }
 case_fixture_empty_zh() { refused empty_zh "the Chinese hint after \"| zh:\" is empty"; }
 case_fixture_function_pointer() { refused function_pointer "function-pointer parameters are not supported"; }
 
-CASES="hint hint_zh hint_unknown list check usage preview_signatures student_edition out_refuses
+CASES="hint hint_zh messages_zh hint_unknown list check usage preview_signatures student_edition out_refuses
 fixture_begin_without_end fixture_end_without_begin fixture_nested fixture_duplicate_ids fixture_wrong_chapter
 fixture_not_whole_body fixture_malformed_marker fixture_function_pointer fixture_empty_zh"
 
