@@ -34,6 +34,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from golden import f64, out32
+
 SEED = 20261103
 
 GEMM_CASES = [
@@ -96,21 +98,19 @@ def gen_conv(writer, rng):
         bound = 1.0 / np.sqrt(c * kh * kw)
         weight = f32(rng.uniform(-bound, bound, (oc, c, kh, kw)))
         bias = f32(rng.uniform(-bound, bound, (oc,)))
-        xt = torch.tensor(x, requires_grad=True)
-        wt = torch.tensor(weight, requires_grad=True)
-        bt = torch.tensor(bias, requires_grad=True)
+        xt, wt, bt = f64(x, True), f64(weight, True), f64(bias, True)
         y = F.conv2d(xt, wt, bt, stride=s, padding=p)
         dy = f32(rng.standard_normal(tuple(y.shape)))
-        y.backward(torch.tensor(dy))
+        y.backward(f64(dy))
         writer.save(f"conv_{name}_meta", np.array([n, c, h, w, oc, kh, kw, p, s], dtype=np.int32))
         writer.save(f"conv_{name}_x", x)
         writer.save(f"conv_{name}_w", weight)
         writer.save(f"conv_{name}_b", bias)
         writer.save(f"conv_{name}_dy", dy)
-        writer.save(f"conv_{name}_y", y.detach().numpy())
-        writer.save(f"conv_{name}_dx", xt.grad.numpy())
-        writer.save(f"conv_{name}_dw", wt.grad.numpy())
-        writer.save(f"conv_{name}_db", bt.grad.numpy())
+        writer.save(f"conv_{name}_y", out32(y))
+        writer.save(f"conv_{name}_dx", out32(xt.grad))
+        writer.save(f"conv_{name}_dw", out32(wt.grad))
+        writer.save(f"conv_{name}_db", out32(bt.grad))
 
 
 def gen_pool(writer, rng):
@@ -132,20 +132,20 @@ def gen_pool(writer, rng):
 
 def gen_linear(writer, rng):
     batch, n_in, n_out = 7, 129, 33
-    x = torch.tensor(f32(rng.standard_normal((batch, n_in))), requires_grad=True)
+    x = f64(f32(rng.standard_normal((batch, n_in))), True)
     bound = 1.0 / np.sqrt(n_in)
-    w = torch.tensor(f32(rng.uniform(-bound, bound, (n_out, n_in))), requires_grad=True)
-    b = torch.tensor(f32(rng.uniform(-bound, bound, (n_out,))), requires_grad=True)
+    w = f64(f32(rng.uniform(-bound, bound, (n_out, n_in))), True)
+    b = f64(f32(rng.uniform(-bound, bound, (n_out,))), True)
     y = F.linear(x, w, b)
     dy = f32(rng.standard_normal((batch, n_out)))
-    y.backward(torch.tensor(dy))
+    y.backward(f64(dy))
     for name, value in (("x", x), ("w", w), ("b", b)):
-        writer.save(f"linear_{name}", value.detach().numpy())
+        writer.save(f"linear_{name}", out32(value))
     writer.save("linear_dy", dy)
-    writer.save("linear_y", y.detach().numpy())
-    writer.save("linear_dx", x.grad.numpy())
-    writer.save("linear_dw", w.grad.numpy())
-    writer.save("linear_db", b.grad.numpy())
+    writer.save("linear_y", out32(y))
+    writer.save("linear_dx", out32(x.grad))
+    writer.save("linear_dw", out32(w.grad))
+    writer.save("linear_db", out32(b.grad))
 
 
 def gen_dropout(writer, rng):
@@ -165,7 +165,8 @@ def gen_dropout(writer, rng):
 
 
 class Net(nn.Module):
-    """COURSE.md's network with configurable widths and padding (PyTorch default initialisation)."""
+    """The course's network (chapters/03-cnn-cpu/cnn.h) with configurable widths and padding (PyTorch's default
+    initialisation)."""
 
     def __init__(self, c1, c2, hidden, padding):
         super().__init__()
@@ -201,6 +202,7 @@ def gen_net(writer, rng):
         state = dict(net.named_parameters())
         for name in PARAMS:
             writer.save(f"{prefix}_init_{param_file_name(name)}", state[name].detach().numpy())
+        net.double()  # float32 initial weights, trained in float64 (see f64), final weights rounded to float32
         opt = torch.optim.SGD(net.parameters(), lr=NET_LR, momentum=NET_MOMENTUM)
         c2_side = 28 + 4 * padding - 4
         pooled = c2_side // 2
@@ -211,8 +213,7 @@ def gen_net(writer, rng):
         losses = []
         for step in range(NET_STEPS):
             opt.zero_grad()
-            logits = net(torch.tensor(images[step]), torch.tensor(mask1[step], dtype=torch.float32),
-                         torch.tensor(mask2[step], dtype=torch.float32))
+            logits = net(f64(images[step]), f64(mask1[step]), f64(mask2[step]))
             loss = F.cross_entropy(logits, torch.tensor(labels[step], dtype=torch.int64))
             loss.backward()
             opt.step()
@@ -224,7 +225,7 @@ def gen_net(writer, rng):
         writer.save(f"{prefix}_losses", f32(losses))
         state = dict(net.named_parameters())
         for name in PARAMS:
-            writer.save(f"{prefix}_final_{param_file_name(name)}", state[name].detach().numpy())
+            writer.save(f"{prefix}_final_{param_file_name(name)}", out32(state[name]))
 
 
 def generate(writer):

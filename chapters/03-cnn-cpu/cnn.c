@@ -2,7 +2,7 @@
  * ReLU and chapter 02's softmax cross-entropy and SGD step.
  *
  * Most layers run on the whole batch, one call each. conv2 and the layers around it (pooling, ReLU, dropout 1)
- * run image by image inside one OpenMP loop instead, so that each image's 147 KB of conv2 output goes from one
+ * run image by image inside one OpenMP loop instead, so that each image's 144 KiB of conv2 output goes from one
  * layer to the next while it is still in the core's cache (README.md, section 8).
  */
 #include "cnn.h"
@@ -50,8 +50,8 @@ int cnn_create(Cnn *net, CnnConfig config, int max_batch, GemmBackend backend, C
     memset(net, 0, sizeof *net);
     const int P = config.padding;
     if (config.image_size < 1 || config.conv1_channels < 1 || config.conv2_channels < 1 || config.hidden < 1 ||
-        config.classes < 1 || max_batch < 1 || P < 0) {
-        return error_set(err, "cnn", "sizes must be positive and padding >= 0");
+        config.classes < 1 || max_batch < 1) {
+        return error_set(err, "cnn", "sizes must be positive");
     }
     if (!(config.dropout1 >= 0.0f && config.dropout1 < 1.0f && config.dropout2 >= 0.0f && config.dropout2 < 1.0f)) {
         return error_set(err, "cnn", "dropout probabilities must lie in [0, 1)");
@@ -60,9 +60,15 @@ int cnn_create(Cnn *net, CnnConfig config, int max_batch, GemmBackend backend, C
     net->max_batch = max_batch;
     net->backend = backend;
     net->conv1 = (Conv2dShape){max_batch, 1, config.image_size, config.image_size, config.conv1_channels, 3, 3, P, 1};
+    if (conv2d_shape_check(&net->conv1, "cnn: conv1", err) != 0) { /* e.g. a negative padding, with the reason */
+        return -1;
+    }
     net->h1 = conv2d_out_height(&net->conv1);
     net->w1 = conv2d_out_width(&net->conv1);
     net->conv2 = (Conv2dShape){max_batch, config.conv1_channels, net->h1, net->w1, config.conv2_channels, 3, 3, P, 1};
+    if (conv2d_shape_check(&net->conv2, "cnn: conv2", err) != 0) {
+        return -1;
+    }
     net->h2 = conv2d_out_height(&net->conv2);
     net->w2 = conv2d_out_width(&net->conv2);
     net->h3 = maxpool2_output_size(net->h2);
@@ -207,7 +213,7 @@ void cnn_forward_layers(Cnn *net, int batch)
     const CnnTensor *t = net->tensors;
     conv2d_forward_im2col(&net->conv1, net->x, t[CNN_CONV1_W].value, t[CNN_CONV1_B].value, net->a1, net->backend);
     relu_forward_parallel(net->a1, net->r1, conv1_size);
-    /* conv2, relu, maxpool and dropout 1, image by image: each image's conv2 output (C2*H2*W2 floats, 147 KB)
+    /* conv2, relu, maxpool and dropout 1, image by image: each image's conv2 output (C2*H2*W2 floats, 144 KiB)
      * is pooled while it is still in this core's cache, instead of being read back from memory after the whole
      * batch. relu then maxpool is computed as maxpool then relu: the two commute (the largest of four relus is
      * the relu of the largest), and the relu then touches a quarter of the values (README.md, section 8).

@@ -1,4 +1,5 @@
-/* cnn.h — Chapter 03: COURSE.md's convolutional network on the CPU, forward, backward and SGD step.
+/* cnn.h — Chapter 03: the course's convolutional network (README.md, "Chapters") on the CPU, forward, backward
+ * and SGD step.
  *
  *   x (B, 1, 28, 28)
  *   -> conv1 3x3 (1 -> C1, padding P)  -> a1 (B, C1, H1, W1)   H1 = 28 + 2P - 2

@@ -1,4 +1,4 @@
-/* cnn_train.c — Chapter 03's program: train COURSE.md's CNN on MNIST with SGD + momentum, on the CPU.
+/* cnn_train.c — Chapter 03's program: train the course's CNN (cnn.h) on MNIST with SGD + momentum, on the CPU.
  *
  *   build/bin/cnn_train                                   # 4 epochs on the bundled data/ (10,000 digits)
  *   build/bin/cnn_train --epochs 4 --seed 1 --threads 2 --summary-json run.json

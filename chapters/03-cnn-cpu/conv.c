@@ -14,12 +14,35 @@
 
 int conv2d_output_size(int in, int kernel, int padding, int stride)
 {
-    /* BEGIN EXERCISE ch03.conv2d_output_size: (in + 2*padding - kernel) / stride + 1; 0 when stride < 1 or the kernel does not fit (about 4 lines) | zh: (in + 2*padding - kernel) / stride + 1；stride < 1 或卷积核放不下时为 0（约 4 行） */
-    if (stride < 1 || in + 2 * padding < kernel) {
+    /* BEGIN EXERCISE ch03.conv2d_output_size: (in + 2*padding - kernel) / stride + 1; 0 when stride < 1, padding < 0 or the kernel does not fit (about 4 lines) | zh: (in + 2*padding - kernel) / stride + 1；stride < 1、padding < 0 或卷积核放不下时为 0（约 4 行） */
+    if (stride < 1 || padding < 0 || in + 2 * padding < kernel) {
         return 0;
     }
     return (in + 2 * padding - kernel) / stride + 1;
     /* END EXERCISE */
+}
+
+int conv2d_shape_check(const Conv2dShape *s, const char *name, CourseError *err)
+{
+    if (s->batch < 1 || s->in_channels < 1 || s->in_height < 1 || s->in_width < 1 || s->out_channels < 1 ||
+        s->kernel_height < 1 || s->kernel_width < 1) {
+        return error_set(err, name,
+                         "every size must be at least 1 (batch %d, channels %d -> %d, image %dx%d, kernel %dx%d)",
+                         s->batch, s->in_channels, s->out_channels, s->in_height, s->in_width, s->kernel_height,
+                         s->kernel_width);
+    }
+    if (s->padding < 0) {
+        return error_set(err, name, "padding %d is negative: zero padding adds pixels around the image, it cannot take "
+                         "them away (PyTorch refuses it too: \"negative padding is not supported\")", s->padding);
+    }
+    if (s->stride < 1) {
+        return error_set(err, name, "stride %d: the step between outputs must be at least 1", s->stride);
+    }
+    if (conv2d_out_height(s) < 1 || conv2d_out_width(s) < 1) {
+        return error_set(err, name, "a %dx%d kernel does not fit in a %dx%d image with padding %d", s->kernel_height,
+                         s->kernel_width, s->in_height, s->in_width, s->padding);
+    }
+    return 0;
 }
 
 int conv2d_out_height(const Conv2dShape *s)

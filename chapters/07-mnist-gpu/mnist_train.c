@@ -1,4 +1,4 @@
-/* mnist_train.c — Chapter 07's program, the course's destination: train COURSE.md's CNN on MNIST, on the GPU
+/* mnist_train.c — Chapter 07's program, the course's destination: train the course's CNN (cnn.h) on MNIST, on the GPU
  * (CUDA) or on the CPU (chapter 03's code), with checkpoints that resume exactly and that PyTorch can load.
  *
  *   build/bin/mnist_train                                  # GPU if there is one, else CPU; bundled data/

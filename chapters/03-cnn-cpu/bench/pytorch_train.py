@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""pytorch_train.py — the PyTorch reference run for the trainers' accuracy bars: COURSE.md's network trained in
-PyTorch with the settings of cnn_train / mnist_train (batch 64, SGD lr 0.01 momentum 0.9, MNIST normalisation
-0.1307 / 0.3081, reshuffled every epoch, last partial batch kept), then its test accuracy.
+"""pytorch_train.py — the PyTorch reference run for the trainers' accuracy bars: the course's network (README.md,
+"Chapters"; chapters/03-cnn-cpu/cnn.h) trained in PyTorch with the settings of cnn_train / mnist_train (batch 64,
+SGD lr 0.01 momentum 0.9, MNIST normalisation 0.1307 / 0.3081, reshuffled every epoch, last partial batch kept),
+then its test accuracy.
 
     /usr/bin/python3 chapters/03-cnn-cpu/bench/pytorch_train.py --data /usr/share/datasets/fashion-mnist \\
         --epochs 2 --seed 1
