@@ -12,6 +12,8 @@ breakages on temporary copies of the real chapter 01 pages. Exit 0 when every ca
 """
 
 import hashlib
+import importlib.machinery
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -230,9 +232,9 @@ def real_pair_cases():
         os.makedirs(os.path.dirname(os.path.join(root, rel)), exist_ok=True)
         shutil.copy(os.path.join(ROOT, rel), os.path.join(root, rel))
     # Every file the two pages link to, so that only the breakages below are problems.
-    sys.path.insert(0, os.path.dirname(ZH_CHECK))
-    import importlib.machinery
-    module = importlib.machinery.SourceFileLoader("zh_check", ZH_CHECK).load_module()
+    loader = importlib.machinery.SourceFileLoader("zh_check", ZH_CHECK)  # (the script has no .py suffix)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("zh_check", loader))
+    loader.exec_module(module)
     for rel in (en, zh):
         for _, _, target in module.Page(ROOT, rel).links():
             path, _ = module.resolve(rel, target)
