@@ -205,7 +205,7 @@ float *cnn_forward(Cnn *net, const float *x, int batch, bool training)
 
 void cnn_forward_layers(Cnn *net, int batch)
 {
-    /* BEGIN EXERCISE ch03.cnn_forward_layers: from net->x, chain conv1, relu (whole batch); then per image (OpenMP loop, a cols buffer per thread): conv2, maxpool, relu in place on pooled (it commutes with maxpool), dropout 1 (training only); then fc1, relu, dropout 2 (training only), fc2, keeping every activation in net for the backward pass (about 45 lines) */
+    /* BEGIN EXERCISE ch03.cnn_forward_layers: from net->x, chain conv1, relu (whole batch); then per image (OpenMP loop, a cols buffer per thread): conv2, maxpool, relu in place on pooled (it commutes with maxpool), dropout 1 (training only); then fc1, relu, dropout 2 (training only), fc2, keeping every activation in net for the backward pass (about 45 lines) | zh: 从 net->x 开始，依次做 conv1、relu（整个批次）；然后逐张图像（OpenMP 循环，每个线程一个 cols 缓冲区）：conv2、maxpool、在 pooled 上原地 relu（它与 maxpool 可交换）、dropout 1（仅训练时）；再做 fc1、relu、dropout 2（仅训练时）、fc2，把每个激活值都留在 net 中供反向传播使用（约 45 行） */
     const CnnConfig *cfg = &net->config;
     const size_t B = (size_t)batch;
     const size_t conv1_size = B * cfg->conv1_channels * net->h1 * net->w1;
@@ -265,7 +265,7 @@ void cnn_backward(Cnn *net, const int32_t *labels, int batch)
 
 void cnn_backward_from_logits(Cnn *net, int batch, float *d_input)
 {
-    /* BEGIN EXERCISE ch03.cnn_backward: walk cnn_forward backwards from net->d_logits: fc2, dropout 2, relu, fc1 (whole batch); then per image (OpenMP loop, cols/dcols and a conv2 weight-gradient copy per thread): dropout 1, relu (x = pooled), maxpool, conv2, relu 1; sum the copies; conv2's bias; conv1 (its input gradient into d_input, which may be NULL), filling every tensor's grad (about 65 lines) */
+    /* BEGIN EXERCISE ch03.cnn_backward: walk cnn_forward backwards from net->d_logits: fc2, dropout 2, relu, fc1 (whole batch); then per image (OpenMP loop, cols/dcols and a conv2 weight-gradient copy per thread): dropout 1, relu (x = pooled), maxpool, conv2, relu 1; sum the copies; conv2's bias; conv1 (its input gradient into d_input, which may be NULL), filling every tensor's grad (about 65 lines) | zh: 从 net->d_logits 出发把 cnn_forward 倒着走一遍：fc2、dropout 2、relu、fc1（整个批次）；然后逐张图像（OpenMP 循环，每个线程一份 cols/dcols 和一份 conv2 权重梯度副本）：dropout 1、relu（x = pooled）、maxpool、conv2、relu 1；把各副本相加；conv2 的偏置；conv1（输入梯度写进 d_input，它可以是 NULL），填好每个张量的 grad（约 65 行） */
     const CnnConfig *cfg = &net->config;
     const size_t B = (size_t)batch;
     const size_t conv1_size = B * cfg->conv1_channels * net->h1 * net->w1;
