@@ -55,7 +55,7 @@ size_t conv2d_gpu_workspace_floats(const Conv2dShape *s, ConvAlgorithm algorithm
  * neighbours too (stride apart) and their writes are contiguous: coalesced. */
 __global__ void im2col_kernel(Conv2dShape s, const float *x, float *cols)
 {
-    /* BEGIN EXERCISE ch06.im2col: for each index i of cols (grid-stride, i < C*KH*KW * N*OH*OW): row = i / (N*OH*OW) gives (c, kh, kw), column = i % (N*OH*OW) gives (n, oh, ow); read x at (oh*stride + kh - padding, ow*stride + kw - padding), 0 outside the image (about 20 lines) */
+    /* BEGIN EXERCISE ch06.im2col: for each index i of cols (grid-stride, i < C*KH*KW * N*OH*OW): row = i / (N*OH*OW) gives (c, kh, kw), column = i % (N*OH*OW) gives (n, oh, ow); read x at (oh*stride + kh - padding, ow*stride + kw - padding), 0 outside the image (about 20 lines) | zh: 对 cols 的每个下标 i（网格跨步循环，i < C*KH*KW * N*OH*OW）：行 = i / (N*OH*OW) 给出 (c, kh, kw)，列 = i % (N*OH*OW) 给出 (n, oh, ow)；读取 x 在 (oh*stride + kh - padding, ow*stride + kw - padding) 处的值，图像之外取 0（约 20 行） */
     const int oh_count = conv_out_size(s.in_height, s.kernel_height, s.padding, s.stride);
     const int ow_count = conv_out_size(s.in_width, s.kernel_width, s.padding, s.stride);
     const size_t pixels = (size_t)s.batch * oh_count * ow_count; /* columns: N*OH*OW */
@@ -85,7 +85,7 @@ __global__ void im2col_kernel(Conv2dShape s, const float *x, float *cols)
 __global__ void conv_epilogue_kernel(const float *gemm_out, const float *b, float *y, int batch, int channels,
                                      int plane, bool relu)
 {
-    /* BEGIN EXERCISE ch06.conv_epilogue: for each index i of y (N, OC, OH*OW) (grid-stride): split i into (n, oc, p); v = gemm_out[oc][n*plane + p] + b[oc]; with relu, negative v becomes 0; write y[i] (about 12 lines) */
+    /* BEGIN EXERCISE ch06.conv_epilogue: for each index i of y (N, OC, OH*OW) (grid-stride): split i into (n, oc, p); v = gemm_out[oc][n*plane + p] + b[oc]; with relu, negative v becomes 0; write y[i] (about 12 lines) | zh: 对 y (N, OC, OH*OW) 的每个下标 i（网格跨步循环）：把 i 拆成 (n, oc, p)；v = gemm_out[oc][n*plane + p] + b[oc]；带 relu 时负的 v 变成 0；写入 y[i]（约 12 行） */
     const size_t total = (size_t)batch * channels * plane;
     const size_t pixels = (size_t)batch * plane; /* columns of gemm_out */
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)blockDim.x * gridDim.x) {
@@ -199,7 +199,7 @@ __global__ void conv_bias_grad_kernel(const float *dy, const float *y, bool relu
  * entry of dcols adding into dx, would need atomicAdd, since several entries land on one pixel.) */
 __global__ void col2im_kernel(Conv2dShape s, const float *dcols, float *dx)
 {
-    /* BEGIN EXERCISE ch06.col2im: for each pixel (n, c, ih, iw) of dx (grid-stride): sum over kh, kw of dcols[(c*KH + kh)*KW + kw][n*OH*OW + oh*OW + ow] where oh = (ih + padding - kh) / stride and likewise ow, keeping only exact divisions with 0 <= oh < OH and 0 <= ow < OW; write the sum (about 25 lines) */
+    /* BEGIN EXERCISE ch06.col2im: for each pixel (n, c, ih, iw) of dx (grid-stride): sum over kh, kw of dcols[(c*KH + kh)*KW + kw][n*OH*OW + oh*OW + ow] where oh = (ih + padding - kh) / stride and likewise ow, keeping only exact divisions with 0 <= oh < OH and 0 <= ow < OW; write the sum (about 25 lines) | zh: 对 dx 的每个像素 (n, c, ih, iw)（网格跨步循环）：对 kh、kw 求 dcols[(c*KH + kh)*KW + kw][n*OH*OW + oh*OW + ow] 的和，其中 oh = (ih + padding - kh) / stride，ow 同理，只保留整除且 0 <= oh < OH、0 <= ow < OW 的项；写入这个和（约 25 行） */
     const int oh_count = conv_out_size(s.in_height, s.kernel_height, s.padding, s.stride);
     const int ow_count = conv_out_size(s.in_width, s.kernel_width, s.padding, s.stride);
     const size_t pixels = (size_t)s.batch * oh_count * ow_count;

@@ -29,7 +29,7 @@
 __global__ void maxpool2_forward_kernel(const float *x, float *y, int32_t *argmax, int planes, int height,
                                         int width)
 {
-    /* BEGIN EXERCISE ch06.maxpool2_forward: for each output (plane, i, j) (grid-stride over planes * (H/2) * (W/2)): scan rows 2i..2i+1, columns 2j..2j+1 of its plane in row-major order, keep the first strictly larger value or a NaN; write the max to y and ih*W + iw to argmax (about 25 lines) */
+    /* BEGIN EXERCISE ch06.maxpool2_forward: for each output (plane, i, j) (grid-stride over planes * (H/2) * (W/2)): scan rows 2i..2i+1, columns 2j..2j+1 of its plane in row-major order, keep the first strictly larger value or a NaN; write the max to y and ih*W + iw to argmax (about 25 lines) | zh: 对每个输出 (plane, i, j)（在 planes * (H/2) * (W/2) 上做网格跨步循环）：按行优先顺序扫描它所在平面的第 2i..2i+1 行、第 2j..2j+1 列，只在遇到严格更大的值或 NaN 时更新；把最大值写进 y，把 ih*W + iw 写进 argmax（约 25 行） */
     const int out_h = height / 2, out_w = width / 2;
     const size_t total = (size_t)planes * out_h * out_w;
     for (size_t o = (size_t)blockIdx.x * blockDim.x + threadIdx.x; o < total; o += (size_t)blockDim.x * gridDim.x) {
@@ -61,7 +61,7 @@ __global__ void maxpool2_forward_kernel(const float *x, float *y, int32_t *argma
 __global__ void maxpool2_backward_kernel(const float *dy, const int32_t *argmax, float *dx, int planes,
                                          int height, int width)
 {
-    /* BEGIN EXERCISE ch06.maxpool2_backward: for each input pixel (plane, ih, iw) (grid-stride): its window is (ih/2, iw/2); write dy of that window if ih < 2*(H/2), iw < 2*(W/2) and the window's argmax equals ih*W + iw, else 0 (about 15 lines) */
+    /* BEGIN EXERCISE ch06.maxpool2_backward: for each input pixel (plane, ih, iw) (grid-stride): its window is (ih/2, iw/2); write dy of that window if ih < 2*(H/2), iw < 2*(W/2) and the window's argmax equals ih*W + iw, else 0 (about 15 lines) | zh: 对每个输入像素 (plane, ih, iw)（网格跨步循环）：它的窗口是 (ih/2, iw/2)；若 ih < 2*(H/2)、iw < 2*(W/2) 且该窗口的 argmax 等于 ih*W + iw，写入该窗口的 dy，否则写 0（约 15 行） */
     const int out_h = height / 2, out_w = width / 2;
     const size_t total = (size_t)planes * height * width;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)blockDim.x * gridDim.x) {
@@ -120,7 +120,7 @@ void dropout_philox_mask_cpu(uint64_t seed, uint64_t offset, float p, uint8_t *m
 __global__ void dropout_forward_kernel(const float *x, float *y, uint8_t *mask, size_t n, float p, float scale,
                                        uint64_t seed, uint64_t offset_add, const uint64_t *offset_base)
 {
-    /* BEGIN EXERCISE ch06.dropout_forward: offset = offset_add + (offset_base ? *offset_base : 0); for each group g of 4 elements (grid-stride, g < ceil(n/4)): words = philox_block(seed, offset, g); for j = 0..3 with i = 4g + j < n: keep = philox_to_uniform(words.v[j]) >= p; mask[i] = keep; y[i] = keep ? x[i] * scale : 0 (about 12 lines) */
+    /* BEGIN EXERCISE ch06.dropout_forward: offset = offset_add + (offset_base ? *offset_base : 0); for each group g of 4 elements (grid-stride, g < ceil(n/4)): words = philox_block(seed, offset, g); for j = 0..3 with i = 4g + j < n: keep = philox_to_uniform(words.v[j]) >= p; mask[i] = keep; y[i] = keep ? x[i] * scale : 0 (about 12 lines) | zh: offset = offset_add + (offset_base ? *offset_base : 0)；对每组 4 个元素 g（网格跨步循环，g < ceil(n/4)）：words = philox_block(seed, offset, g)；对 j = 0..3 且 i = 4g + j < n：keep = philox_to_uniform(words.v[j]) >= p；mask[i] = keep；y[i] = keep ? x[i] * scale : 0（约 12 行） */
     /* The Philox offset: a value, plus (for a CUDA Graph) a base read from device memory. */
     const uint64_t offset = offset_add + (offset_base != NULL ? *offset_base : 0);
     const size_t groups = (n + 3) / 4;
@@ -330,7 +330,7 @@ size_t flat_layout(const size_t *sizes, int count, size_t *offsets)
 __global__ void sgd_momentum_kernel(float *params, const float *grads, float *velocity, size_t n, float lr,
                                     float momentum, float weight_decay)
 {
-    /* BEGIN EXERCISE ch06.sgd_momentum: for each i < n (grid-stride): g = grads[i] + weight_decay * params[i]; v = momentum * velocity[i] + g; store v; params[i] -= lr * v (about 6 lines) */
+    /* BEGIN EXERCISE ch06.sgd_momentum: for each i < n (grid-stride): g = grads[i] + weight_decay * params[i]; v = momentum * velocity[i] + g; store v; params[i] -= lr * v (about 6 lines) | zh: 对每个 i < n（网格跨步循环）：g = grads[i] + weight_decay * params[i]；v = momentum * velocity[i] + g；保存 v；params[i] -= lr * v（约 6 行） */
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)blockDim.x * gridDim.x) {
         const float g = grads[i] + weight_decay * params[i];
         const float v = momentum * velocity[i] + g;

@@ -26,7 +26,7 @@ int explain_check_network(const Cnn *net, const char *checkpoint, const MnistSpl
 
 void explain_saliency(Cnn *net, const float *x, int n, const int32_t *classes, float *saliency)
 {
-    /* BEGIN EXERCISE ch09.saliency: forward without dropout; net->d_logits = one-hot rows (1 at classes[b]); chapter 03's cnn_backward_from_logits with saliency as the input gradient (about 8 lines) */
+    /* BEGIN EXERCISE ch09.saliency: forward without dropout; net->d_logits = one-hot rows (1 at classes[b]); chapter 03's cnn_backward_from_logits with saliency as the input gradient (about 8 lines) | zh: 不带 dropout 做前向传播；net->d_logits 设为 one-hot 行（classes[b] 处为 1）；调用第 03 章的 cnn_backward_from_logits，把 saliency 作为输入梯度（约 8 行） */
     const size_t K = (size_t)net->config.classes;
     cnn_forward(net, x, n, false);
     memset(net->d_logits, 0, (size_t)n * K * sizeof *net->d_logits);
@@ -39,7 +39,7 @@ void explain_saliency(Cnn *net, const float *x, int n, const int32_t *classes, f
 
 void explain_gradcam(const Cnn *net, int n, float *cam)
 {
-    /* BEGIN EXERCISE ch09.gradcam: per image: alpha[k] = mean of net->d_conv2's plane k; cam = relu(sum_k alpha[k] * relu(net->a2's plane k)) (about 20 lines) */
+    /* BEGIN EXERCISE ch09.gradcam: per image: alpha[k] = mean of net->d_conv2's plane k; cam = relu(sum_k alpha[k] * relu(net->a2's plane k)) (about 20 lines) | zh: 逐张图像：alpha[k] = net->d_conv2 第 k 个平面的均值；cam = relu(sum_k alpha[k] * relu(net->a2 的第 k 个平面))（约 20 行） */
     const size_t C2 = (size_t)net->config.conv2_channels, plane = (size_t)net->h2 * net->w2;
     double *alpha = xmalloc(C2 * sizeof *alpha);
     double *sum = xmalloc(plane * sizeof *sum);
@@ -109,7 +109,7 @@ void confusion_precision_recall(const size_t *confusion, int classes, double *pr
 
 void pca_covariance(const float *x, size_t n, size_t d, double *mean, double *cov)
 {
-    /* BEGIN EXERCISE ch09.pca_covariance: mean of every column in double; then cov[i][j] = sum over rows of centred x[r][i] * x[r][j] / (n - 1), filling both triangles (about 20 lines) */
+    /* BEGIN EXERCISE ch09.pca_covariance: mean of every column in double; then cov[i][j] = sum over rows of centred x[r][i] * x[r][j] / (n - 1), filling both triangles (about 20 lines) | zh: 用 double 求每一列的均值；然后 cov[i][j] = 对所有行求中心化后的 x[r][i] * x[r][j] 之和 / (n - 1)，上下两个三角都填满（约 20 行） */
     memset(mean, 0, d * sizeof *mean);
     for (size_t r = 0; r < n; ++r) {
         for (size_t i = 0; i < d; ++i) {
