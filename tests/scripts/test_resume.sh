@@ -11,6 +11,7 @@
 # BIN_DIR holds the trainer (mnist_train, or $TRAINER) and checkpoint_info. DEVICE is mnist_train's --device
 # (cpu or cuda), or - for the CPU-only trainers, which have no --device. Steps:
 #   1. the reference: 2 epochs straight, checkpoint at the end;
+#   1b. a copy of it with one byte changed is refused by --resume (exit 1, a message naming the file);
 #   2. the same run with a checkpoint after every step; a watcher reads the checkpoint again and again while
 #      the trainer writes it (every read must find a complete, valid file) and kills the trainer with SIGKILL
 #      once a checkpoint from the middle of epoch 1 exists;
@@ -50,6 +51,17 @@ reference_flags=()
     { cat "$work/reference.log"; fail "the reference run failed"; }
 reference_crc=$(meta "$work/reference.safetensors" data_crc32) || fail "the reference checkpoint is unreadable"
 echo "reference run: data_crc32 $reference_crc"
+
+# 1b. A damaged checkpoint is refused with a message naming the file, and nothing is trained.
+damaged=$work/damaged.safetensors
+cp "$work/reference.safetensors" "$damaged"
+size=$(stat -c %s "$damaged")
+printf '\x55' | dd of="$damaged" bs=1 seek=$((size - 5)) conv=notrunc status=none
+status=0
+"$trainer" "${common[@]}" --resume "$damaged" > "$work/damaged.log" 2>&1 || status=$?
+[[ $status == 1 ]] && grep -q "damaged.safetensors: corrupt" "$work/damaged.log" ||
+    { cat "$work/damaged.log"; fail "a damaged checkpoint was not refused with exit status 1 and a message naming it"; }
+echo "a damaged checkpoint is refused: $(grep -o 'corrupt.*' "$work/damaged.log" | head -1)"
 
 # 2. The run that gets killed.
 checkpoint=$work/run.safetensors

@@ -29,15 +29,15 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 
 try:
     import torch
-    import torch.nn.functional as F
 except ImportError:
     sys.exit("error: PyTorch is not importable by this Python (Debian: apt-get install python3-torch; "
              "run the script with /usr/bin/python3)")
 
-# The MNIST reader (IDX, .gz or plain, checked; normalised) of chapter 03's PyTorch reference run.
+# The MNIST reader (IDX, .gz or plain, checked; normalised) and the epoch of SGD of chapter 03's PyTorch
+# reference run: the same recipe, written once.
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(ROOT, "chapters", "03-cnn-cpu", "bench"))
-from pytorch_train import load_split  # noqa: E402
+from pytorch_train import load_split, sgd_epoch  # noqa: E402
 
 
 def pytorch_accuracy(x_train, y_train, x_test, y_test, seed, epochs):
@@ -47,12 +47,7 @@ def pytorch_accuracy(x_train, y_train, x_test, y_test, seed, epochs):
                               torch.nn.Linear(128, 10))
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     for _ in range(epochs):
-        order = torch.randperm(len(x_train))
-        for first in range(0, len(x_train), 64):
-            batch = order[first:first + 64]
-            optimizer.zero_grad()
-            F.cross_entropy(net(x_train[batch]), y_train[batch]).backward()
-            optimizer.step()
+        sgd_epoch(net, optimizer, x_train, y_train)
     with torch.no_grad():
         correct = (net(x_test).argmax(1) == y_test).sum().item()
     return 100.0 * correct / len(x_test)
