@@ -8,7 +8,7 @@
 #   e.g. bash tests/scripts/test_resume.sh build/bin data cpu 1280 32                       # mnist_train
 #        TRAINER=build/bin/mlp_train bash tests/scripts/test_resume.sh build/bin data - 2560 32
 #
-# BIN_DIR holds the trainer (mnist_train, or $TRAINER) and checkpoint_info. DEVICE is mnist_train's --device
+# BIN_DIR holds the trainer (mnist_train, or $TRAINER) and checkpoint_info (or BIN_DIR is checkpoint_info). DEVICE is mnist_train's --device
 # (cpu or cuda), or - for the CPU-only trainers, which have no --device. Steps:
 #   1. the reference: 2 epochs straight, checkpoint at the end;
 #   1b. a copy of it with one byte changed is refused by --resume (exit 1, a message naming the file);
@@ -31,8 +31,12 @@ if [[ ${REQUIRE_GPU:-0} == 1 ]] && ! nvidia-smi -L 2>/dev/null | grep -q "^GPU";
     echo "SKIP: no NVIDIA GPU on this machine (nvidia-smi -L lists none)"
     exit 77
 fi
+if [[ -f $bin_dir ]]; then # the checkpoint_info program itself, rather than its folder
+    info=$bin_dir bin_dir=$(dirname "$bin_dir")
+else
+    info=$bin_dir/checkpoint_info
+fi
 trainer=${TRAINER:-$bin_dir/mnist_train}
-info=$bin_dir/checkpoint_info
 work=$(mktemp -d "${TMPDIR:-/tmp}/course-resume-XXXXXX")
 trap 'kill -9 "${pid:-}" 2>/dev/null; rm -rf "$work"' EXIT
 device_flags=()
