@@ -4,7 +4,7 @@
  *   --epochs --batch --lr --momentum --seed       the recipe (with --resume, the checkpoint's unless given)
  *   --save FILE [--save-every N]                  a checkpoint after every epoch (and every N steps), atomic
  *   --resume FILE                                 continue exactly: the resumed run ends bit for bit where an
- *                                                 uninterrupted one ends (tests/resume/test_resume.sh)
+ *                                                 uninterrupted one ends (tests/scripts/test_resume.sh)
  *   --log FILE.csv [--log-every N]                a CSV log, appended to on resume
  *   --summary-json FILE                           a JSON summary at the end, atomic
  *   --train-limit N --test-limit N                only the first N images (quick runs, tests)
@@ -16,10 +16,13 @@
  *
  * The network comes in through a TrainModel: a step function, an evaluation, and its checkpoint description.
  *
- *   Trainer *t = trainer_create("mlp_train", &options, argc, argv);   // flags parsed into options first
+ *   trainer_flags(&options, flags, &n_flags); flags_parse(...);     // the shared flags, and the program's
+ *   trainer_resume_settings(&options, argc, argv);                  // --resume: the checkpoint's recipe
+ *   ... load the data, create the network with options.batch, fill a TrainModel ...
+ *   Trainer *t = trainer_create("mlp_train", &options);
  *   trainer_start(t, &model, &train, test_count, data_dir, "cpu");   // --resume happens here
  *   trainer_run(t, &model, confusion);                                 // epochs, checkpoints, final report
- *   trainer_write_summary(t, extra_fields, n_extra);                    // --summary-json
+ *   trainer_write_summary(t, data_dir, extra_fields, n_extra);          // --summary-json
  *   trainer_destroy(t);
  */
 #ifndef COURSE_TRAINER_H
@@ -67,7 +70,7 @@ typedef struct TrainModel {
     void *net; /* passed back to every callback */
     int classes;
     /* true: the loop hands step() each batch in host memory; false: step() reads the batch itself (on the GPU)
-     * at trainer_position(), and the loop only advances the loader. */
+     * at t->loader.position, and the loop only advances the loader. */
     bool host_batches;
     /* true: step() returns no loss; the model reports each step's loss later with trainer_account_loss (at the
      * latest in drain()). false: the loss step() returns is accounted at once. */
@@ -102,7 +105,7 @@ struct Trainer {
     int epoch; /* the epoch being trained (1-based) */
 };
 
-/* Parse nothing: take the options (already parsed, and passed through trainer_resume_settings). */
+/* A trainer for the options (already parsed, and passed through trainer_resume_settings); on the heap. */
 Trainer *trainer_create(const char *program, const TrainerOptions *options);
 
 /* Prepare the run: the loader over train (the first train->count samples), the state fresh or --resume'd
@@ -119,8 +122,8 @@ void trainer_run(Trainer *t, TrainModel *model, size_t *confusion);
  * to --summary-json (if given). */
 void trainer_write_summary(Trainer *t, const char *data, const JsonField *extra, size_t n_extra);
 
-/* For models with deferred losses: samples in step `slot` of the current epoch, and the loader position of the
- * batch a step is about to read. */
+/* For models with deferred losses: the samples in step `slot` of the current epoch, and the accounting of that
+ * step's loss (progress bar, NaN stop, log) once it is known. */
 size_t trainer_batch_samples(const Trainer *t, size_t slot);
 void trainer_account_loss(Trainer *t, size_t slot, size_t n, float loss);
 
