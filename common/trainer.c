@@ -1,7 +1,6 @@
 /* trainer.c — the shared training loop (see trainer.h). */
 #include "trainer.h"
 
-#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
