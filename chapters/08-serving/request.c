@@ -225,7 +225,7 @@ static int decode_png(const json_t *string, float **ink_out, int *width_out, int
     image.format = PNG_FORMAT_RGBA;
     unsigned char *rgba = malloc(PNG_IMAGE_SIZE(image)); /* (height, width, 4) */
     if (rgba == NULL || !png_image_finish_read(&image, NULL, rgba, 0, NULL)) {
-        refuse(err, 400, "\"png\" is damaged: %s", rgba == NULL ? "out of memory" : image.message);
+        refuse(err, 400, "\"png\" is a damaged PNG: %s", rgba == NULL ? "out of memory" : image.message);
         png_image_free(&image);
         free(rgba);
         free(png);
