@@ -43,6 +43,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -114,7 +115,8 @@ def start(args, name, max_batch, window_us):
         command = [sys.executable, TORCH_SERVE]
     command += ["--checkpoint", args.checkpoint, "--device", args.device, "--host", "127.0.0.1", "--port", "0",
                 "--threads", str(args.threads), "--max-batch", str(max_batch), "--batch-window-us", str(window_us)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile(mode="w+")                  # the server's stderr, shown if it fails to start
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
     deadline = time.monotonic() + 60
     for line in process.stdout:                               # skip anything printed before the port
         if line.startswith("listening on http://127.0.0.1:"):
@@ -126,7 +128,8 @@ def start(args, name, max_batch, window_us):
         port = None
     if port is None:
         process.kill()
-        sys.exit(f"error: {' '.join(command)} did not say where it listens")
+        log.seek(0)
+        sys.exit(f"error: {' '.join(command)} did not say where it listens; it wrote: {log.read()[-1000:]}")
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5):
@@ -221,6 +224,7 @@ def main():
     bodies = test_image_bodies(args.data, 1000)
     rows = settings(args)
     rounds = []
+    load_before = os.getloadavg()
     # fork would copy this process's state into the clients; spawn starts them clean
     with multiprocessing.get_context("spawn").Pool(args.clients) as pool:
         for r in range(args.rounds):
@@ -241,8 +245,11 @@ def main():
                     x["vs_pytorch_1"] = x["throughput"] / baseline["throughput"]
             rounds.append(results)
 
+    load = {"before": load_before, "after": os.getloadavg()}
     print(f"\nmachine: {machine()}; {args.clients} clients on the same machine, {args.requests} requests a row, "
-          f"device {args.device}, --threads {args.threads}; median of {args.rounds} rounds")
+          f"device {args.device}, --threads {args.threads}; median of {args.rounds} rounds; load average "
+          f"(1, 5, 15 min) {' / '.join(f'{x:.2f}' for x in load['before'])} before, "
+          f"{' / '.join(f'{x:.2f}' for x in load['after'])} after")
     print("| server | max batch | window (µs) | requests/s | p50 (ms) | p90 (ms) | p99 (ms) | mean batch | "
           "throughput vs PyTorch, one at a time |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -265,7 +272,7 @@ def main():
         temporary = args.json + ".tmp"
         with open(temporary, "w") as f:
             json.dump({"machine": machine(), "clients": args.clients, "requests": args.requests,
-                       "device": args.device, "threads": args.threads, "rounds": rounds, "median": summary}, f,
+                       "device": args.device, "threads": args.threads, "load_average": load, "rounds": rounds, "median": summary}, f,
                       indent=1)
             f.flush()
             os.fsync(f.fileno())

@@ -36,12 +36,13 @@ import base64
 import gzip
 import json
 import os
-import select
+import queue
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -156,19 +157,25 @@ def start_server(server, checkpoint, device):
     command = [server, "--checkpoint", checkpoint, "--device", device, "--host", "127.0.0.1", "--port", "0"]
     print("starting:", " ".join(command), flush=True)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, text=True)
+    lines = queue.Queue()                     # a thread reads stdout, so that a silent server cannot block us
+
+    def read_lines():
+        for line in process.stdout:
+            lines.put(line.rstrip())
+        lines.put(None)
+    threading.Thread(target=read_lines, daemon=True).start()
     deadline = time.monotonic() + 30
     seen = []
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.5)
-        if ready:
-            line = process.stdout.readline()
-            if not line:
-                break
-            seen.append(line.rstrip())
-            if line.startswith("listening on http://127.0.0.1:"):
-                return process, line.split("listening on ", 1)[1].strip().rstrip("/")
-        elif process.poll() is not None:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
             break
+        if line is None:
+            break
+        seen.append(line)
+        if line.startswith("listening on http://127.0.0.1:"):
+            return process, line.split("listening on ", 1)[1].strip().rstrip("/")
     process.kill()
     process.wait()
     fail(f"{server} did not print 'listening on http://127.0.0.1:PORT' within 30 s (status {process.returncode}; "
