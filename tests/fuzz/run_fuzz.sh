@@ -37,6 +37,7 @@ else
     (cd "$repo" && cmake --preset fuzz)
 fi
 cmake --build "$build" -j "$jobs" --target fuzz_npy fuzz_idx fuzz_safetensors
+cmake --build "$build" -j "$jobs" --target fuzz_serve_request   # chapter 08's request decoder
 
 # The temporary corpora live here and are removed however the script ends.
 work=$(mktemp -d "${TMPDIR:-/tmp}/course-fuzz.XXXXXX")
@@ -46,7 +47,7 @@ trap 'rm -rf "$work"' EXIT
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
 failed=0
-for reader in npy idx safetensors; do
+for reader in npy idx safetensors serve_request; do
     exe=$build/bin/fuzz_$reader
     artifacts=$build/fuzz-artifacts/$reader
     log=$build/fuzz-artifacts/$reader.log
