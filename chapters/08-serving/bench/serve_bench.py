@@ -13,7 +13,11 @@ measured in one run on loopback.
 
 What is measured, for each server setting (a row of the table):
   - the server is started on 127.0.0.1 with --port 0 (it prints its port), --device (default cpu), --threads
-    (default 2) and the row's --max-batch and --batch-window-us, and waited for on GET /healthz;
+    (default 2) and the row's --max-batch and --batch-window-us, and waited for on GET /healthz. Both servers
+    run with OMP_WAIT_POLICY=passive in their environment (--omp-wait-policy; both use OpenMP on the CPU):
+    OpenMP's default lets idle worker threads spin at the end of every parallel region, which on a small
+    machine takes the CPU from the threads that read requests; one extra row, "OpenMP default", shows what
+    that costs mnist_serve;
   - --clients client processes (default 8; processes, not threads, so that Python's lock does not serialise
     them) each open one keep-alive HTTP/1.1 connection and send POST /predict requests one after another, each
     {"pixels": [...]} of an MNIST test image (the bundled test set, image i for request i), until --requests
@@ -66,6 +70,8 @@ def parse_args():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--windows", default="0,200,1000,5000", help="--batch-window-us values (µs) at --max-batch 32")
     parser.add_argument("--max-batches", default="1,8,64", help="--max-batch values at a 1000 µs window")
+    parser.add_argument("--omp-wait-policy", default="passive",
+                        help="OMP_WAIT_POLICY of both servers (default passive; 'default': leave it unset)")
     parser.add_argument("--quick", action="store_true", help="only mnist_serve 1/0 and 32/1000, PyTorch 1/0")
     parser.add_argument("--no-pytorch", action="store_true", help="leave the PyTorch baseline out")
     parser.add_argument("--json", help="write every measured figure here")
@@ -76,14 +82,18 @@ def parse_args():
 
 
 def settings(args):
-    """[(server name, max batch, window µs)], in the order they run within a round."""
+    """[(server name, max batch, window µs, OMP_WAIT_POLICY or None)], in the order they run within a round."""
+    policy = None if args.omp_wait_policy == "default" else args.omp_wait_policy
     if args.quick:
-        rows = [("mnist_serve", 1, 0), ("mnist_serve", 32, 1000)]
+        rows = [("mnist_serve", 1, 0, policy), ("mnist_serve", 32, 1000, policy)]
     else:
-        rows = [("mnist_serve", 32, int(w)) for w in args.windows.split(",")]
-        rows += [("mnist_serve", int(b), 1000) for b in args.max_batches.split(",") if (int(b), 1000) != (32, 1000)]
+        rows = [("mnist_serve", 32, int(w), policy) for w in args.windows.split(",")]
+        rows += [("mnist_serve", int(b), 1000, policy) for b in args.max_batches.split(",")
+                 if (int(b), 1000) != (32, 1000)]
+        if policy is not None:
+            rows.append(("mnist_serve", 32, 1000, None))
     if not args.no_pytorch:
-        rows = [("pytorch", 1, 0)] + rows + ([] if args.quick else [("pytorch", 32, 1000)])
+        rows = [("pytorch", 1, 0, policy)] + rows + ([] if args.quick else [("pytorch", 32, 1000, policy)])
     return rows
 
 
@@ -108,7 +118,7 @@ def test_image_bodies(folder, count):
 
 # ---- one server -----------------------------------------------------------------------------------------------
 
-def start(args, name, max_batch, window_us):
+def start(args, name, max_batch, window_us, policy):
     if name == "mnist_serve":
         command = [args.server]
     else:
@@ -116,7 +126,11 @@ def start(args, name, max_batch, window_us):
     command += ["--checkpoint", args.checkpoint, "--device", args.device, "--host", "127.0.0.1", "--port", "0",
                 "--threads", str(args.threads), "--max-batch", str(max_batch), "--batch-window-us", str(window_us)]
     log = tempfile.TemporaryFile(mode="w+")                  # the server's stderr, shown if it fails to start
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True)
+    environment = dict(os.environ)
+    environment.pop("OMP_WAIT_POLICY", None)
+    if policy is not None:
+        environment["OMP_WAIT_POLICY"] = policy
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=environment)
     deadline = time.monotonic() + 60
     for line in process.stdout:                               # skip anything printed before the port
         if line.startswith("listening on http://127.0.0.1:"):
@@ -182,8 +196,8 @@ def client(job):
     return latencies, batches, started, finished, errors
 
 
-def measure(args, pool, bodies, name, max_batch, window_us):
-    process, port = start(args, name, max_batch, window_us)
+def measure(args, pool, bodies, name, max_batch, window_us, policy):
+    process, port = start(args, name, max_batch, window_us, policy)
     try:
         per_client = [args.requests // args.clients + (c < args.requests % args.clients) for c in range(args.clients)]
         deadline = time.monotonic() + args.time_limit
@@ -194,14 +208,16 @@ def measure(args, pool, bodies, name, max_batch, window_us):
     latencies = sorted(x for r in results for x in r[0])
     errors = [e for r in results for e in r[4]]
     if not latencies:
-        return {"server": name, "max_batch": max_batch, "window_us": window_us, "errors": errors or ["no answers"]}
+        return {"server": name, "max_batch": max_batch, "window_us": window_us, "omp_wait_policy": policy,
+                "errors": errors or ["no answers"]}
     start_time = min(r[2] for r in results if r[2] is not None)
     end_time = max(r[3] for r in results if r[3] is not None)
 
     def percentile(p):                                        # nearest rank
         return latencies[max(0, -(-p * len(latencies) // 100) - 1)] * 1e3
 
-    return {"server": name, "max_batch": max_batch, "window_us": window_us, "requests": len(latencies),
+    return {"server": name, "max_batch": max_batch, "window_us": window_us, "omp_wait_policy": policy,
+            "requests": len(latencies),
             "throughput": len(latencies) / (end_time - start_time),
             "p50_ms": percentile(50), "p90_ms": percentile(90), "p99_ms": percentile(99),
             "mean_batch": statistics.fmean(b for r in results for b in r[1]), "errors": errors}
@@ -229,9 +245,10 @@ def main():
     with multiprocessing.get_context("spawn").Pool(args.clients) as pool:
         for r in range(args.rounds):
             results = []
-            for name, max_batch, window_us in rows:
-                result = measure(args, pool, bodies, name, max_batch, window_us)
-                print(f"round {r + 1}/{args.rounds}: {name:11s} max-batch {max_batch:3d} window {window_us:5d} µs: "
+            for name, max_batch, window_us, policy in rows:
+                result = measure(args, pool, bodies, name, max_batch, window_us, policy)
+                print(f"round {r + 1}/{args.rounds}: {name:11s} max-batch {max_batch:3d} window {window_us:5d} µs"
+                      f" OMP_WAIT_POLICY {policy or 'unset'}: "
                       + (f"{result['throughput']:7.0f} req/s, p50 {result['p50_ms']:.2f} ms, "
                          f"p99 {result['p99_ms']:.2f} ms, mean batch {result['mean_batch']:.1f}"
                          if "throughput" in result else "FAILED")
@@ -239,7 +256,7 @@ def main():
                       flush=True)
                 results.append(result)
             baseline = next((x for x in results if x["server"] == "pytorch" and x["max_batch"] == 1
-                             and "throughput" in x), None)
+                             and "throughput" in x and not x["errors"]), None)
             for x in results:
                 if baseline and "throughput" in x:
                     x["vs_pytorch_1"] = x["throughput"] / baseline["throughput"]
@@ -247,27 +264,32 @@ def main():
 
     load = {"before": load_before, "after": os.getloadavg()}
     print(f"\nmachine: {machine()}; {args.clients} clients on the same machine, {args.requests} requests a row, "
-          f"device {args.device}, --threads {args.threads}; median of {args.rounds} rounds; load average "
+          f"device {args.device}, --threads {args.threads}, OMP_WAIT_POLICY {args.omp_wait_policy}; "
+          f"median of {args.rounds} rounds; load average "
           f"(1, 5, 15 min) {' / '.join(f'{x:.2f}' for x in load['before'])} before, "
           f"{' / '.join(f'{x:.2f}' for x in load['after'])} after")
     print("| server | max batch | window (µs) | requests/s | p50 (ms) | p90 (ms) | p99 (ms) | mean batch | "
           "throughput vs PyTorch, one at a time |")
     print("|---|---|---|---|---|---|---|---|---|")
     summary = []
-    for i, (name, max_batch, window_us) in enumerate(rows):
+    for i, (name, max_batch, window_us, policy) in enumerate(rows):
         good = [rnd[i] for rnd in rounds if "throughput" in rnd[i] and not rnd[i]["errors"]]
         if len(good) < len(rounds):
             print(f"| {name} | {max_batch} | {window_us} | failed in {len(rounds) - len(good)} of {len(rounds)} "
                   "rounds | | | | | |")
-            summary.append({"server": name, "max_batch": max_batch, "window_us": window_us, "failed": True})
+            summary.append({"server": name, "max_batch": max_batch, "window_us": window_us, "omp_wait_policy": policy,
+                            "failed": True})
             continue
         median = {key: statistics.median(x[key] for x in good)
                   for key in ("throughput", "p50_ms", "p90_ms", "p99_ms", "mean_batch", "vs_pytorch_1") if key in good[0]}
         ratio = f"{median['vs_pytorch_1']:.2f}" if "vs_pytorch_1" in median else "—"
         label = "PyTorch (torch_serve.py)" if name == "pytorch" else "mnist_serve"
+        if policy is None and args.omp_wait_policy != "default":
+            label += ", OpenMP default (spinning)"
         print(f"| {label} | {max_batch} | {window_us} | {median['throughput']:.0f} | {median['p50_ms']:.2f} | "
               f"{median['p90_ms']:.2f} | {median['p99_ms']:.2f} | {median['mean_batch']:.1f} | {ratio} |")
-        summary.append({"server": name, "max_batch": max_batch, "window_us": window_us, **median})
+        summary.append({"server": name, "max_batch": max_batch, "window_us": window_us, "omp_wait_policy": policy,
+                        **median})
     if args.json:
         temporary = args.json + ".tmp"
         with open(temporary, "w") as f:
