@@ -19,7 +19,7 @@
  *
  * HTTP is libmicrohttpd's: its threads (--threads of them) read requests and decode them (request.c). A
  * decoded image is queued and its connection SUSPENDED — the thread goes on serving other connections
- * instead of waiting. One batching thread takes the queue: the first image opens a batch, which closes when
+ * instead of waiting. The batching loop (on the main thread) takes the queue: the first image opens a batch, which closes when
  * it holds --max-batch images or --batch-window-us after that image arrived, whichever comes first; one
  * forward pass answers them all, and each connection is resumed to send its own answer. A larger window
  * gathers larger batches (more images per second under load) at the price of that much extra latency
@@ -33,6 +33,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -169,7 +170,7 @@ typedef struct Request {
     RequestStage stage;
     double received; /* when the whole body was there */
     float x[REQUEST_PIXELS]; /* (1, 28, 28) the decoded, normalised image */
-    /* Filled by the batching thread. */
+    /* Filled by the batching loop. */
     float probabilities[CLASSES];
     int digit, batch_size;
     double answered;
@@ -185,14 +186,17 @@ typedef struct Server {
     const char *web_root;
     Metrics metrics;
 
-    /* The queue of decoded images, oldest first, and the batching thread's state. */
+    /* The queue of decoded images, oldest first, and the batching loop's state. */
     pthread_mutex_t lock;
     pthread_cond_t changed; /* a request was queued, or stopping was set */
     Request *head, *tail;
-    bool stopping; /* the batching thread ends once the queue is empty */
+    bool stopping; /* the batching loop ends once the queue is empty */
     int in_flight; /* requests begun and not yet completed (MHD's completion callback) */
     pthread_cond_t idle; /* in_flight reached 0 */
     bool shutting_down; /* answers carry "Connection: close" */
+    struct MHD_Daemon *daemon;
+    int timeout; /* --timeout, seconds */
+    int unanswered; /* requests still unfinished when the shutdown gave up waiting */
 } Server;
 
 static double queued_at(const Request *r) { return r->received; }
@@ -236,10 +240,11 @@ static int gather_batch(Server *s, Request **batch, int max_batch, double window
     /* END EXERCISE */
 }
 
-/* The batching thread: batch after batch, one forward pass each, until the server stops. */
-static void *batching_thread(void *arg)
+/* The batching loop: batch after batch, one forward pass each, until the server stops. It runs on the main
+ * thread: the forward pass's OpenMP threads (and chapter 03's per-thread GEMM buffers) then live as long as
+ * the program, instead of being torn down with a thread of their own. */
+static void run_batches(Server *s)
 {
-    Server *s = arg;
     Request **batch = xmalloc((size_t)s->max_batch * sizeof *batch);
     float *x = xmalloc((size_t)s->max_batch * REQUEST_PIXELS * sizeof *x); /* (B, 1, 28, 28) */
     float *probabilities = xmalloc((size_t)s->max_batch * CLASSES * sizeof *probabilities); /* (B, 10) */
@@ -266,7 +271,6 @@ static void *batching_thread(void *arg)
     free(x);
     free(probabilities);
     free(digits);
-    return NULL;
 }
 
 /* ---- HTTP ----------------------------------------------------------------------------------------------------- */
@@ -303,7 +307,7 @@ static enum MHD_Result respond_error(Server *s, struct MHD_Connection *c, unsign
 }
 
 /* POST /predict, called by libmicrohttpd once per piece of the body, once more at its end, and once again
- * after the batching thread resumed the connection. */
+ * after the batching loop resumed the connection. */
 static enum MHD_Result handle_predict(Server *s, Request *r, const char *upload, size_t *upload_size)
 {
     struct MHD_Connection *c = r->connection;
@@ -348,10 +352,14 @@ static enum MHD_Result handle_predict(Server *s, Request *r, const char *upload,
     r->body = NULL;
     if (rc != 0) return respond_error(s, c, (unsigned)e.status, NULL, e.message);
     serve_model_normalize(pixels, r->x, REQUEST_PIXELS);
-    /* Suspend first, then queue: the batching thread may resume the connection as soon as it is queued. */
+    pthread_mutex_lock(&s->lock);
+    if (s->stopping) { /* the batching loop is ending (a request that came in at the very end of a shutdown) */
+        pthread_mutex_unlock(&s->lock);
+        return respond_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "the server is shutting down");
+    }
+    /* Suspend first, then queue: the batching loop may resume the connection as soon as it is queued. */
     r->stage = STAGE_QUEUED;
     MHD_suspend_connection(c);
-    pthread_mutex_lock(&s->lock);
     r->next = NULL;
     if (s->tail != NULL) s->tail->next = r;
     else s->head = r;
@@ -390,7 +398,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         pthread_mutex_unlock(&s->lock);
         /* A declared length over the limit is refused before a byte of the body is read. */
         const char *declared = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (predict && declared != NULL && strtoull(declared, NULL, 10) > REQUEST_MAX_BODY) {
+        if (predict && strcmp(method, MHD_HTTP_METHOD_POST) == 0 && declared != NULL && strtoull(declared, NULL, 10) > REQUEST_MAX_BODY) {
             char message[160];
             snprintf(message, sizeof message, "the body is %s bytes; at most %zu are accepted", declared,
                      REQUEST_MAX_BODY);
@@ -444,6 +452,38 @@ static void completed(void *cls, struct MHD_Connection *c, void **context, enum 
     pthread_mutex_lock(&s->lock);
     if (--s->in_flight == 0) pthread_cond_broadcast(&s->idle);
     pthread_mutex_unlock(&s->lock);
+}
+
+/* The signal handler only posts a semaphore (sem_post is async-signal-safe; locking a mutex is not). */
+static sem_t shutdown_signal;
+static volatile sig_atomic_t signal_number;
+
+static void on_signal(int number)
+{
+    signal_number = number;
+    sem_post(&shutdown_signal);
+}
+
+/* Waits for SIGINT or SIGTERM, then shuts down: no new connections; the requests begun are answered (the
+ * batching loop still runs); then the batching loop is told to stop. */
+static void *shutdown_thread(void *arg)
+{
+    Server *s = arg;
+    while (sem_wait(&shutdown_signal) != 0 && errno == EINTR) {
+    }
+    fprintf(stderr, "mnist_serve: %s: answering the requests in flight, then exiting\n",
+            signal_number == SIGINT ? "SIGINT" : "SIGTERM");
+    const MHD_socket listener = MHD_quiesce_daemon(s->daemon);
+    if (listener != MHD_INVALID_SOCKET) close(listener);
+    pthread_mutex_lock(&s->lock);
+    s->shutting_down = true;
+    const double deadline = now_seconds() + s->timeout + 5;
+    while (s->in_flight > 0 && now_seconds() < deadline) cond_timedwait_until(&s->idle, &s->lock, deadline);
+    s->unanswered = s->in_flight;
+    s->stopping = true;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
 }
 
 /* ---- main ----------------------------------------------------------------------------------------------------- */
@@ -502,14 +542,19 @@ int main(int argc, char **argv)
         die("--host: '%s' is not an IPv4 or IPv6 address (for example 127.0.0.1, 0.0.0.0 or ::1)", host);
     }
 
-    /* SIGINT and SIGTERM are taken by sigwait() below, in this thread only: blocked here, before any thread
-     * starts, they stay blocked in every thread (threads inherit the mask). SIGPIPE (a client gone) too. */
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    /* SIGINT and SIGTERM start the shutdown (shutdown_thread). A handler rather than sigwait(): libraries start
+     * threads of their own before main() (OpenBLAS's pool), with the signals unblocked, and the kernel may
+     * deliver a signal to any of them; a handler runs wherever it lands. SIGPIPE (a client gone) is ignored:
+     * the failed write is reported to libmicrohttpd as an error instead. */
+    sem_init(&shutdown_signal, 0, 0);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &action, NULL);
+    sigaction(SIGTERM, &action, NULL);
+    signal(SIGPIPE, SIG_IGN);
 
 #ifdef _OPENMP
     omp_set_num_threads(threads);
@@ -526,9 +571,10 @@ int main(int argc, char **argv)
            cfg->padding, cfg->conv1_channels, cfg->conv2_channels, cfg->hidden, s.model.state.epoch,
            s.model.state.epoch > 0 ? 100 * s.model.state.test_accuracy[s.model.state.epoch - 1] : 0.0,
            s.model.state.test_count);
-    if (device == SERVE_DEVICE_CUDA) {
-        printf("device: cuda %s%s\n", have_gpu ? gpu_name : "on the CPU simulator: correct but slow",
-               have_gpu ? "" : "");
+    if (device == SERVE_DEVICE_CUDA && have_gpu) {
+        printf("device: cuda (%s)\n", gpu_name);
+    } else if (device == SERVE_DEVICE_CUDA) {
+        printf("device: cuda on the CPU simulator (%s): correct but slow\n", why);
     } else {
         printf("device: cpu, %d threads\n", threads);
     }
@@ -541,8 +587,6 @@ int main(int argc, char **argv)
     pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
     pthread_cond_init(&s.changed, &monotonic);
     pthread_cond_init(&s.idle, &monotonic);
-    pthread_t batcher;
-    if (pthread_create(&batcher, NULL, batching_thread, &s) != 0) die("mnist_serve: cannot start the batching thread");
 
     struct MHD_Daemon *daemon = MHD_start_daemon(
         MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG |
@@ -559,28 +603,16 @@ int main(int argc, char **argv)
     printf(ip_flag ? "listening on http://[%s]:%u\n" : "listening on http://%s:%u\n", host, bound);
     fflush(stdout);
 
-    int signal_number = 0;
-    sigdelset(&signals, SIGPIPE);
-    sigwait(&signals, &signal_number);
-
-    /* Shutdown: no new connections; the requests begun are answered (the batching thread still runs). */
-    fprintf(stderr, "mnist_serve: %s: answering the requests in flight, then exiting\n",
-            signal_number == SIGINT ? "SIGINT" : "SIGTERM");
-    const MHD_socket listener = MHD_quiesce_daemon(daemon);
-    if (listener != MHD_INVALID_SOCKET) close(listener);
-    pthread_mutex_lock(&s.lock);
-    s.shutting_down = true;
-    const double deadline = now_seconds() + timeout + 5;
-    while (s.in_flight > 0 && now_seconds() < deadline) cond_timedwait_until(&s.idle, &s.lock, deadline);
-    const int unanswered = s.in_flight;
-    s.stopping = true;
-    pthread_cond_broadcast(&s.changed);
-    pthread_mutex_unlock(&s.lock);
-    pthread_join(batcher, NULL);
+    s.daemon = daemon;
+    s.timeout = timeout;
+    pthread_t stopper;
+    if (pthread_create(&stopper, NULL, shutdown_thread, &s) != 0) die("mnist_serve: cannot start a thread");
+    run_batches(&s); /* until the shutdown thread sets stopping and the queue is empty */
+    pthread_join(stopper, NULL);
     MHD_stop_daemon(daemon);
     serve_model_free(&s.model);
-    if (unanswered > 0) {
-        fprintf(stderr, "mnist_serve: %d requests were still unfinished after %d s\n", unanswered, timeout + 5);
+    if (s.unanswered > 0) {
+        fprintf(stderr, "mnist_serve: %d requests were still unfinished after %d s\n", s.unanswered, s.timeout + 5);
         return 1;
     }
     fprintf(stderr, "mnist_serve: stopped\n");

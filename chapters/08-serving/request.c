@@ -147,7 +147,7 @@ void request_center_digit(const float *ink, int width, int height, float *out)
     }
 
     /* Place it so that its centre of mass lands on the field's centre (pixels pushed over the edge are cut). */
-    int row, col;
+    int row = 0, col = 0;
     request_center_of_mass_offset(scaled, ow, oh, REQUEST_SIDE, &row, &col);
     for (int y = 0; y < oh; y++) {
         for (int x = 0; x < ow; x++) {

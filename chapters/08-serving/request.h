@@ -6,8 +6,8 @@
  *
  *   {"pixels": [784 numbers]}      row-major 28x28, ink bright (MNIST's polarity). Two scales are accepted:
  *                                  if any value is above 1, all are read as 0..255 (integers or not), else
- *                                  all as 0..1. A value outside [0, 255] (or negative) is refused, as is
- *                                  any non-number. ("center" defaults to false: MNIST images are centred.)
+ *                                  all as 0..1. A negative value or one above 255 is refused, as is any
+ *                                  non-number. ("center" defaults to false: MNIST images are centred.)
  *   {"png": "<base64>"}            a PNG of any size up to REQUEST_PNG_MAX_SIDE per side, optionally with
  *                                  the "data:image/png;base64," prefix of canvas.toDataURL(). Any colour
  *                                  type (libpng converts it to RGBA). The ink of a pixel is

@@ -40,10 +40,13 @@ import time
 import zlib
 
 TOLERANCE = 1e-5
+SERVERS = []  # every server started, so that a failure shows what they printed
 
 
 def fail(message):
     print(f"FAIL: {message}", flush=True)
+    for server in SERVERS:
+        print(f"--- stderr of {server.command}:\n{server.errors()}", flush=True)
     sys.exit(1)
 
 
@@ -93,6 +96,7 @@ class Server:
                    "--port", "0", "--threads", "2", *extra]
         self.command = " ".join(command)
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
+        SERVERS.append(self)
         deadline = time.time() + 30
         self.port = None
         while time.time() < deadline:
@@ -105,7 +109,7 @@ class Server:
                 break
         if self.port is None:
             self.process.kill()
-            fail(f"{self.command}: no 'listening on http://127.0.0.1:PORT' line; stderr: {self.errors()}")
+            fail(f"{self.command}: no 'listening on http://127.0.0.1:PORT' line")
         threading.Thread(target=self.process.stdout.read, daemon=True).start()  # drain the rest
 
     def errors(self):
