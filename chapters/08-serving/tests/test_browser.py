@@ -278,6 +278,7 @@ def save_screenshot(driver, path):
             fail(f"{path}: the browser could not take a screenshot")
         with open(temporary, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(temporary, 0o644)                    # mkstemp makes it private; a figure is for everyone
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -304,11 +305,14 @@ def main():
             draw(driver, pad, ink_strokes(rows))
             digit_text, bars, latency = predict_on_page(driver)
             canvas_png = driver.execute_script("return document.getElementById('pad').toDataURL('image/png');")
-            if not canvas_png.startswith("data:image/png;base64,") or len(base64.b64decode(canvas_png[22:])) < 100:
+            png = base64.b64decode(canvas_png[22:]) if canvas_png.startswith("data:image/png;base64,") else b""
+            if len(png) < 33 or png[:8] != b"\x89PNG\r\n\x1a\n":
                 fail(f"{name}: the canvas did not give a PNG")
+            width, height, bit_depth, colour_type = struct.unpack(">IIBB", png[16:26])
             digit = check_page_answer(name, digit_text, bars, latency, post_png(url, canvas_png))
             recognised += digit == label
-            print(f"{name}: drawn with {len(ink_strokes(rows))} strokes, the page and the server say {digit}")
+            print(f"{name}: drawn with {len(ink_strokes(rows))} strokes (canvas: a {width}x{height} PNG, "
+                  f"{len(png)} bytes, colour type {colour_type}, {bit_depth} bits), the page and the server say {digit}")
         if not recognised >= MIN_RECOGNISED:
             fail(f"only {recognised} of the 10 drawn digits were recognised (at least {MIN_RECOGNISED} expected): "
                  "the canvas is not decoded as the digit that was drawn")
