@@ -19,11 +19,11 @@
  *
  * HTTP is libmicrohttpd's: its threads (--threads of them) read requests and decode them (request.c). A
  * decoded image is queued and its connection SUSPENDED — the thread goes on serving other connections
- * instead of waiting. The batching loop (on the main thread) takes the queue: the first image opens a batch, which closes when
- * it holds --max-batch images or --batch-window-us after that image arrived, whichever comes first; one
- * forward pass answers them all, and each connection is resumed to send its own answer. A larger window
- * gathers larger batches (more images per second under load) at the price of that much extra latency
- * for each image.
+ * instead of waiting. The batching loop (on the main thread) takes the queue: the first image opens a batch,
+ * which closes when it holds --max-batch images or --batch-window-us after that image arrived, whichever
+ * comes first; one forward pass answers them all, and each connection is resumed to send its own answer.
+ * A larger window gathers larger batches (more images per second under load) at the price of that much
+ * extra latency for each image.
  *
  * SIGINT or SIGTERM: the server stops accepting connections, answers every request already received (and
  * those the clients of open connections are still sending, within --timeout), then exits 0.
@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -330,7 +331,7 @@ static enum MHD_Result handle_predict(Server *s, Request *r, const char *upload,
             if (r->length + *upload_size > r->capacity) {
                 r->capacity = 2 * (r->length + *upload_size);
                 r->body = realloc(r->body, r->capacity);
-                if (r->body == NULL) die("mnist_serve: out of memory for a %zu-byte request body", r->capacity);
+                if (r->body == NULL) die("out of memory for a %zu-byte request body", r->capacity);
             }
             memcpy(r->body + r->length, upload, *upload_size);
             r->length += *upload_size;
@@ -469,8 +470,7 @@ static void on_signal(int number)
 static void *shutdown_thread(void *arg)
 {
     Server *s = arg;
-    while (sem_wait(&shutdown_signal) != 0 && errno == EINTR) {
-    }
+    while (sem_wait(&shutdown_signal) != 0 && errno == EINTR) continue; /* EINTR: another signal came first */
     fprintf(stderr, "mnist_serve: %s: answering the requests in flight, then exiting\n",
             signal_number == SIGINT ? "SIGINT" : "SIGTERM");
     const MHD_socket listener = MHD_quiesce_daemon(s->daemon);
@@ -508,7 +508,7 @@ int main(int argc, char **argv)
                                    "Serve a trained MNIST network over HTTP with dynamic batching.", &err);
     if (parsed == FLAGS_HELP) return 0;
     if (parsed != 0) error_exit(&err);
-    if (checkpoint == NULL) die("mnist_serve: --checkpoint FILE is required (a checkpoint of mnist_train --save)");
+    if (checkpoint == NULL) die("--checkpoint FILE is required (a checkpoint of mnist_train --save)");
 
     /* The device, as mnist_train chooses it. */
     char gpu_name[256] = "", why[256] = "";
@@ -595,7 +595,7 @@ int main(int argc, char **argv)
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)timeout,
         MHD_OPTION_NOTIFY_COMPLETED, completed, &s, MHD_OPTION_END);
     if (daemon == NULL) {
-        die("mnist_serve: cannot listen on %s port %d: %s", host, port,
+        die("cannot listen on %s port %d: %s", host, port,
             errno != 0 ? strerror(errno) : "libmicrohttpd refused to start");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -606,7 +606,7 @@ int main(int argc, char **argv)
     s.daemon = daemon;
     s.timeout = timeout;
     pthread_t stopper;
-    if (pthread_create(&stopper, NULL, shutdown_thread, &s) != 0) die("mnist_serve: cannot start a thread");
+    if (pthread_create(&stopper, NULL, shutdown_thread, &s) != 0) die("cannot start a thread");
     run_batches(&s); /* until the shutdown thread sets stopping and the queue is empty */
     pthread_join(stopper, NULL);
     MHD_stop_daemon(daemon);

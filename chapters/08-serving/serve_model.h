@@ -9,9 +9,11 @@
  *
  * A row's answer does not depend on the other rows of its batch, bit for bit: on the CPU the network runs on
  * chapter 03's own GEMM (GEMM_OWN), whose sums for one output row take the same steps in the same order for
- * any number of rows. (OpenBLAS may not: it chooses kernels by the matrix sizes, and a single row may go to
- * a matrix-vector routine that adds in another order.) tests/test_serve_model.c checks it. On the GPU the
- * same holds as long as cuBLAS picks the same algorithm for every batch size, which it does not promise.
+ * any number of rows. OpenBLAS does not promise that: it picks its kernels and blockings by the matrix sizes,
+ * and on an Intel Xeon (2 cores) all 64 rows of a batch of 64 test images differed in their last bits from
+ * the same images forwarded one by one (`test_serve_model_sim batch_invariance CHECKPOINT data` prints it).
+ * tests/test_serve_model.c checks the server's path. On the GPU the same holds as long as cuBLAS picks the
+ * same algorithm for every batch size, which it does not promise either.
  */
 #ifndef CH08_SERVE_MODEL_H
 #define CH08_SERVE_MODEL_H

@@ -67,6 +67,28 @@ static int batch_invariance(const char *checkpoint, const MnistSplit *test, Serv
     return failures != 0;
 }
 
+/* For comparison (printed, not asserted): the same check on OpenBLAS, which serve_model.c does not use. */
+static void openblas_invariance(const char *checkpoint, const MnistSplit *test, int images)
+{
+    Cnn net;
+    CourseError err;
+    if (checkpoint_load_network(checkpoint, images, GEMM_OPENBLAS, &net, NULL, &err) != 0) error_exit(&err);
+    float *x = malloc((size_t)images * PIXELS * sizeof *x);
+    normalize_pixels(test->images, x, (size_t)images * PIXELS);
+    float *whole = malloc((size_t)images * CLASSES * sizeof *whole);
+    memcpy(whole, cnn_forward(&net, x, images, false), (size_t)images * CLASSES * sizeof *whole);
+    int differ = 0;
+    for (int i = 0; i < images; i++) {
+        differ += memcmp(whole + (size_t)i * CLASSES, cnn_forward(&net, x + (size_t)i * PIXELS, 1, false),
+                         CLASSES * sizeof(float)) != 0;
+    }
+    printf("for comparison, chapter 03's forward on OpenBLAS: %d of %d logit rows differ between a batch of %d and "
+           "batches of 1\n", differ, images, images);
+    free(x);
+    free(whole);
+    cnn_destroy(&net);
+}
+
 static int reference(const char *checkpoint, const MnistSplit *test, int n)
 {
     Cnn net;
@@ -115,6 +137,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "batch_invariance") == 0) {
         rc = batch_invariance(argv[2], &test, SERVE_DEVICE_CPU, 64);
         rc |= batch_invariance(argv[2], &test, SERVE_DEVICE_CUDA, 5);
+        openblas_invariance(argv[2], &test, 64);
     } else if (strcmp(argv[1], "reference") == 0 && argc == 5) {
         const int n = atoi(argv[4]);
         if (n < 1 || (size_t)n > test.count) die("reference: N must be in [1, %zu]", test.count);
