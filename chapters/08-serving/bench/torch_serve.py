@@ -6,6 +6,9 @@ small Python server (the standard library's http.server and PyTorch), with the s
     /usr/bin/python3 chapters/08-serving/bench/torch_serve.py --checkpoint mnist.safetensors --port 0 \\
         --max-batch 32 --batch-window-us 1000
 
+    # the model alone: median time of the forward pass for batches of 1 and 8 (no HTTP), then exit
+    /usr/bin/python3 chapters/08-serving/bench/torch_serve.py --checkpoint mnist.safetensors --time-forward 1,8
+
 It prints "listening on http://HOST:PORT" when it is ready (with --port 0 the system picks the port), like
 mnist_serve, so that serve_bench can start either the same way. What it serves:
 
@@ -134,6 +137,25 @@ class Handler(BaseHTTPRequestHandler):
                                     "batch_size": batch_size}))
 
 
+@torch.no_grad()
+def time_forward(model, device, batches):
+    for batch in batches:
+        x = torch.randn(batch, 1, 28, 28, generator=torch.Generator().manual_seed(1)).to(device)
+        times = []
+        for i in range(55):
+            if device == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            model(x)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            if i >= 5:
+                times.append(time.perf_counter() - started)
+        times.sort()
+        print(f"forward pass, batch {batch}: {times[len(times) // 2] * 1e3:.3f} ms (median of {len(times)})")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True)
@@ -143,6 +165,8 @@ def main():
     parser.add_argument("--max-batch", type=int, default=1, help="1: one request at a time")
     parser.add_argument("--batch-window-us", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--time-forward", metavar="B1,B2,...",
+                        help="only time the forward pass (median of 50, after 5 warm-ups) at these batch sizes")
     args = parser.parse_args()
     if args.max_batch < 1 or args.batch_window_us < 0 or args.threads < 1:
         parser.error("--max-batch and --threads must be at least 1, --batch-window-us at least 0")
@@ -154,6 +178,8 @@ def main():
     except load_checkpoint.CheckpointError as e:
         sys.exit(f"error: {e}")
     model = load_checkpoint.build_model(arch, tensors).to(args.device).eval()
+    if args.time_forward:
+        return time_forward(model, args.device, [int(b) for b in args.time_forward.split(",")])
     Handler.batcher = Batcher(model, args.device, args.max_batch, args.batch_window_us * 1e-6)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
