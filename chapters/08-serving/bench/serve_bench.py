@@ -44,12 +44,15 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+sys.dont_write_bytecode = True                      # no __pycache__ left in the chapter folders
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
@@ -225,14 +228,17 @@ def measure(args, pool, bodies, name, max_batch, window_us, policy):
 
 # ---- the table ------------------------------------------------------------------------------------------------
 
-def machine():
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+def machine(device):
+    """The machine line: the CPU's model name (lscpu), its cores, the kernel, and the GPU with --device cuda."""
+    def run(command):
+        try:
+            return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                  timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+    model = re.search(r"^Model name:\s*(.+)$", run(["lscpu"]), re.M)
+    line = f"{model.group(1) if model else platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}"
+    return line + (f"; {run(['nvidia-smi', '-L']).strip() or 'no nvidia-smi'}" if device == "cuda" else "")
 
 
 def main():
@@ -263,7 +269,7 @@ def main():
             rounds.append(results)
 
     load = {"before": load_before, "after": os.getloadavg()}
-    print(f"\nmachine: {machine()}; {args.clients} clients on the same machine, {args.requests} requests a row, "
+    print(f"\nmachine: {machine(args.device)}; {args.clients} clients on the same machine, {args.requests} requests a row, "
           f"device {args.device}, --threads {args.threads}, OMP_WAIT_POLICY {args.omp_wait_policy}; "
           f"median of {args.rounds} rounds; load average "
           f"(1, 5, 15 min) {' / '.join(f'{x:.2f}' for x in load['before'])} before, "
@@ -293,7 +299,7 @@ def main():
     if args.json:
         temporary = args.json + ".tmp"
         with open(temporary, "w") as f:
-            json.dump({"machine": machine(), "clients": args.clients, "requests": args.requests,
+            json.dump({"machine": machine(args.device), "clients": args.clients, "requests": args.requests,
                        "device": args.device, "threads": args.threads, "load_average": load, "rounds": rounds, "median": summary}, f,
                       indent=1)
             f.flush()

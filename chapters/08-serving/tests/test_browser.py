@@ -47,6 +47,10 @@ import time
 import urllib.error
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+sys.dont_write_bytecode = True                # no __pycache__ left in the chapter's folders
+from serve_bench import stop  # noqa: E402  (SIGTERM, then SIGKILL after 10 s; the standard library only)
+
 SKIP = 77
 CANVAS = 280                # the page's canvas, pixels per side
 SCALE = CANVAS // 28        # canvas pixels per MNIST pixel
@@ -330,12 +334,7 @@ def main():
     finally:
         driver.quit()
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop(server)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
