@@ -15,7 +15,7 @@ What it does:
      presses Clear, draws the image on the canvas with pointer events (every run of ink pixels of a row, value
      >= 128, becomes one stroke from its first to its last pixel, scaled ten times up to the 280x280 canvas),
      presses Predict and waits for the answer to appear;
-  4. checks, for each image:
+  4. checks that Predict on the blank canvas sends nothing and asks for a drawing; then, for each image:
        - the digit the page shows (#digit) is the digit the server answers when the test itself POSTs the same
          canvas (read back from the page with canvas.toDataURL) to /predict, and the ten probabilities the page
          drew as bars are the server's within 1e-4 (batches of different sizes may round differently);
@@ -302,6 +302,12 @@ def main():
         driver.get(url + "/")
         from selenium.webdriver.common.by import By
         pad = driver.find_element(By.ID, "pad")
+        # A blank canvas is not sent: the page asks for a drawing (the server would answer some digit for it).
+        driver.find_element(By.ID, "predict").click()
+        blank = driver.execute_script("return [document.getElementById('error').textContent, window.lastPrediction];")
+        if blank != ["draw a digit first", None]:
+            fail(f"Predict on a blank canvas: the page shows {blank[0]!r} and answer {blank[1]!r}, expected "
+                 "'draw a digit first' and no answer")
         recognised = 0
         for index, label, rows in images:
             name = f"test image {index} (a {label})"
