@@ -40,6 +40,7 @@ import time
 import zlib
 
 TOLERANCE = 1e-5
+CLIENT_TIMEOUT = 20  # seconds a client waits for an answer (one takes milliseconds; under ASan well under 1 s)
 SERVERS = []  # every server started, so that a failure shows what they printed
 
 
@@ -116,7 +117,7 @@ class Server:
         self.stderr.seek(0)
         return self.stderr.read().decode(errors="replace")
 
-    def connection(self, timeout=30):
+    def connection(self, timeout=CLIENT_TIMEOUT):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
     def stop(self):
@@ -148,6 +149,13 @@ def predict(connection, body):
     check(status == 200, f"POST /predict answered {status}: {answer}")
     check(set(answer) == {"digit", "probabilities", "latency_us", "batch_size"}, f"unexpected answer {answer}")
     return answer
+
+
+def describe(error):
+    """An exception in words; a client's time-out says so plainly."""
+    if isinstance(error, (socket.timeout, TimeoutError)):
+        return f"no answer within {CLIENT_TIMEOUT} s (the server hangs?)"
+    return f"{type(error).__name__}: {error}"
 
 
 def close_to(got, want):
@@ -249,7 +257,7 @@ def answers(server, images, indices, clients):
                     results.setdefault(i, []).append(answer)
             connection.close()
         except BaseException as e:  # noqa: BLE001 (reported below)
-            errors.append(repr(e))
+            errors.append(describe(e))
 
     threads = [threading.Thread(target=client, args=(indices[c::clients],)) for c in range(clients)]
     for t in threads:
@@ -419,7 +427,7 @@ def case_sigterm(args, images, labels):
         try:
             results[i] = predict(server.connection(), {"pixels": list(images[i])})
         except BaseException as e:  # noqa: BLE001
-            errors.append(f"image {i}: {e!r}")
+            errors.append(f"image {i}: {describe(e)}")
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
     for t in threads:
@@ -431,7 +439,10 @@ def case_sigterm(args, images, labels):
     check(not errors, f"requests in flight at SIGTERM were lost: {errors[:3]}")
     for i in range(16):
         check(close_to(results[i]["probabilities"], reference[i][1]), f"image {i} at SIGTERM: {results[i]}")
-    status = server.process.wait(timeout=30)
+    try:
+        status = server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        fail("the server was still running 30 s after SIGTERM")
     check(status == 0, f"exit status {status} after SIGTERM; stderr: {server.errors()}")
     sizes = sorted({r["batch_size"] for r in results.values()})
     print(f"SIGTERM with 16 requests waiting in a batch: all 16 answered (batch sizes {sizes}), exit status 0")
@@ -498,7 +509,14 @@ def main():
     if not os.path.exists(args.checkpoint):
         fail(f"{args.checkpoint}: no such checkpoint (ctest trains it in ch08.train_checkpoint)")
     images, labels = load_test_images(args.data)
-    globals()["case_" + args.case](args, images, labels)
+    try:
+        globals()["case_" + args.case](args, images, labels)
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        fail(describe(e))
+    finally:
+        for server in SERVERS:
+            if server.process.poll() is None:
+                server.process.kill()
     print("PASS")
 
 
