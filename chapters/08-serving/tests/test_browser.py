@@ -9,7 +9,8 @@ to a real mnist_serve on a loopback port.
 
 What it does:
   1. trains a checkpoint with chapter 07's trainer (1 epoch on the bundled 10,000 training digits, CPU, seed 1;
-     about 92 % test accuracy, some tens of seconds) into a temporary folder, unless --checkpoint names one;
+     about 92 % test accuracy, some tens of seconds) into a temporary folder, unless --checkpoint names one
+     (or into --checkpoint-cache FILE, which later runs reuse: ctest does so, in the build folder);
   2. starts `mnist_serve --port 0` on 127.0.0.1 and reads the port from its "listening on" line;
   3. opens http://127.0.0.1:PORT/ in headless Chromium and, for the first test image of every digit 0-9,
      presses Clear, draws the image on the canvas with pointer events (every run of ink pixels of a row, value
@@ -75,6 +76,8 @@ def parse_args():
     parser.add_argument("--trainer", help="chapter 07's mnist_train (to train a checkpoint when none is given)")
     parser.add_argument("--data", required=True, help="folder with the MNIST IDX files (the bundled data/)")
     parser.add_argument("--checkpoint", help="a checkpoint of mnist_train (default: train a small one)")
+    parser.add_argument("--checkpoint-cache", metavar="FILE",
+                        help="train into FILE once and reuse it on later runs (delete it to train again)")
     parser.add_argument("--device", default="cpu", help="mnist_serve --device (default: cpu)")
     parser.add_argument("--screenshot", help="write a PNG of the page, after drawing one digit, here")
     parser.add_argument("--screenshot-index", type=int, default=0, help="test image drawn for the screenshot")
@@ -83,6 +86,8 @@ def parse_args():
     args = parser.parse_args()
     if not args.checkpoint and not args.trainer:
         parser.error("give --checkpoint FILE or --trainer mnist_train")
+    if args.checkpoint_cache and args.checkpoint:
+        parser.error("--checkpoint and --checkpoint-cache exclude each other")
     return args
 
 
@@ -145,8 +150,7 @@ def ink_strokes(rows):
 
 # ---- the server -----------------------------------------------------------------------------------------------
 
-def train_checkpoint(trainer, data, folder):
-    path = os.path.join(folder, "browser-test.safetensors")
+def train_checkpoint(trainer, data, path):
     command = [trainer, "--device", "cpu", "--data", data, "--epochs", "1",
                "--test-limit", "500", "--seed", "1", "--save", path]
     print("training:", " ".join(command), flush=True)
@@ -296,7 +300,14 @@ def main():
     work = tempfile.mkdtemp(prefix="test_browser.")
     server = None
     try:
-        checkpoint = args.checkpoint or train_checkpoint(args.trainer, args.data, work)
+        if args.checkpoint:
+            checkpoint = args.checkpoint
+        elif args.checkpoint_cache and os.path.exists(args.checkpoint_cache):
+            checkpoint = args.checkpoint_cache                   # trained by an earlier run
+            print(f"reusing {checkpoint} (delete it to train again)", flush=True)
+        else:                                                    # mnist_train --save writes atomically
+            checkpoint = train_checkpoint(args.trainer, args.data,
+                                          args.checkpoint_cache or os.path.join(work, "browser-test.safetensors"))
         server, url = start_server(args.server, checkpoint, args.device)
         images = first_image_of_each_digit(args.data)
         driver.get(url + "/")
