@@ -6,7 +6,8 @@
 #   tests/fuzz/run_fuzz.sh 60                  # CI: the `fuzz` preset (build-fuzz/), 60 s per target
 #   tests/fuzz/run_fuzz.sh 10 build-my-fuzz    # another build folder (configured here with clang, COURSE_FUZZ=ON)
 #
-# Configures and builds the libFuzzer targets fuzz_npy, fuzz_idx and fuzz_safetensors, then runs each for
+# Configures and builds the libFuzzer targets fuzz_npy, fuzz_idx, fuzz_safetensors and fuzz_serve_request (chapter
+# 08's request decoder; needs libjansson-dev and libpng-dev), then runs each for
 # SECONDS seconds, starting from a temporary copy of its committed seed corpus (tests/fuzz/corpus/<reader>/): libFuzzer adds
 # every input that reaches new code to the folder it is given, and those must never land in the repository.
 # Exits 0 when no target found anything. Otherwise exits 1 and prints the path of each reproducer (crash-*,
