@@ -145,6 +145,12 @@ function(_course_cuda_setup target variant)
   if(variant STREQUAL "sim")
     target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-include ${COURSE_CUSIM_DIR}/cusim.h>)
     target_link_libraries(${target} PUBLIC cusim)
+    if(NOT COURSE_SANITIZE)
+      # Every access checked for its type's alignment: a misaligned float2/float4 access in a kernel is then
+      # reported by the simulator as cudaErrorMisalignedAddress (common/cusim/cusim.cpp defines the handler
+      # the compiler calls; the ASan + UBSan build reports it with UBSan's own runtime instead).
+      target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=alignment>)
+    endif()
     if(COURSE_CUSIM_TSAN)
       target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=thread>)
     endif()

@@ -10,6 +10,9 @@
  *   - the confusion matrix printer;
  *   - the JSON summary writer (atomic: temp file + rename, so a crash never leaves half a file).
  *
+ * The training loop built from these pieces, with checkpoints, --resume, the CSV log and Ctrl-C, is trainer.h;
+ * all three trainers use it.
+ *
  * A typical trainer:
  *
  *   int epochs = 4; double lr = 0.01; const char *data = NULL;

@@ -22,6 +22,10 @@ reference/golden/ch03/:
                              initial weights (PyTorch default init), 5 batches of 8 images, the dropout masks
                              of every step, the loss of every step, and the weights after 5 SGD steps
                              (lr 0.01, momentum 0.9)
+  net_input_grad_x, _dlogits, _dx
+                             the input gradient of the parity network with padding 1 (its initial weights
+                             net_p1_init_*, no dropout): images x (3, 1, 28, 28), an upstream gradient of the
+                             logits (3, 10), and dx = d(sum(logits * dlogits)) / dx (3, 1, 28, 28)
 
 Why the parity network is narrower than the real one: the real fc1 weight is 128 x 9216 floats = 4.7 MB, and the
 test needs it twice (initial and final). The narrow variant keeps the architecture (conv3x3, ReLU, conv3x3,
@@ -33,6 +37,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from golden import f64, out32
 
 SEED = 20261103
 
@@ -96,21 +102,19 @@ def gen_conv(writer, rng):
         bound = 1.0 / np.sqrt(c * kh * kw)
         weight = f32(rng.uniform(-bound, bound, (oc, c, kh, kw)))
         bias = f32(rng.uniform(-bound, bound, (oc,)))
-        xt = torch.tensor(x, requires_grad=True)
-        wt = torch.tensor(weight, requires_grad=True)
-        bt = torch.tensor(bias, requires_grad=True)
+        xt, wt, bt = f64(x, True), f64(weight, True), f64(bias, True)
         y = F.conv2d(xt, wt, bt, stride=s, padding=p)
         dy = f32(rng.standard_normal(tuple(y.shape)))
-        y.backward(torch.tensor(dy))
+        y.backward(f64(dy))
         writer.save(f"conv_{name}_meta", np.array([n, c, h, w, oc, kh, kw, p, s], dtype=np.int32))
         writer.save(f"conv_{name}_x", x)
         writer.save(f"conv_{name}_w", weight)
         writer.save(f"conv_{name}_b", bias)
         writer.save(f"conv_{name}_dy", dy)
-        writer.save(f"conv_{name}_y", y.detach().numpy())
-        writer.save(f"conv_{name}_dx", xt.grad.numpy())
-        writer.save(f"conv_{name}_dw", wt.grad.numpy())
-        writer.save(f"conv_{name}_db", bt.grad.numpy())
+        writer.save(f"conv_{name}_y", out32(y))
+        writer.save(f"conv_{name}_dx", out32(xt.grad))
+        writer.save(f"conv_{name}_dw", out32(wt.grad))
+        writer.save(f"conv_{name}_db", out32(bt.grad))
 
 
 def gen_pool(writer, rng):
@@ -132,20 +136,20 @@ def gen_pool(writer, rng):
 
 def gen_linear(writer, rng):
     batch, n_in, n_out = 7, 129, 33
-    x = torch.tensor(f32(rng.standard_normal((batch, n_in))), requires_grad=True)
+    x = f64(f32(rng.standard_normal((batch, n_in))), True)
     bound = 1.0 / np.sqrt(n_in)
-    w = torch.tensor(f32(rng.uniform(-bound, bound, (n_out, n_in))), requires_grad=True)
-    b = torch.tensor(f32(rng.uniform(-bound, bound, (n_out,))), requires_grad=True)
+    w = f64(f32(rng.uniform(-bound, bound, (n_out, n_in))), True)
+    b = f64(f32(rng.uniform(-bound, bound, (n_out,))), True)
     y = F.linear(x, w, b)
     dy = f32(rng.standard_normal((batch, n_out)))
-    y.backward(torch.tensor(dy))
+    y.backward(f64(dy))
     for name, value in (("x", x), ("w", w), ("b", b)):
-        writer.save(f"linear_{name}", value.detach().numpy())
+        writer.save(f"linear_{name}", out32(value))
     writer.save("linear_dy", dy)
-    writer.save("linear_y", y.detach().numpy())
-    writer.save("linear_dx", x.grad.numpy())
-    writer.save("linear_dw", w.grad.numpy())
-    writer.save("linear_db", b.grad.numpy())
+    writer.save("linear_y", out32(y))
+    writer.save("linear_dx", out32(x.grad))
+    writer.save("linear_dw", out32(w.grad))
+    writer.save("linear_db", out32(b.grad))
 
 
 def gen_dropout(writer, rng):
@@ -165,7 +169,8 @@ def gen_dropout(writer, rng):
 
 
 class Net(nn.Module):
-    """COURSE.md's network with configurable widths and padding (PyTorch default initialisation)."""
+    """The course's network (chapters/03-cnn-cpu/cnn.h) with configurable widths and padding (PyTorch's default
+    initialisation)."""
 
     def __init__(self, c1, c2, hidden, padding):
         super().__init__()
@@ -201,6 +206,7 @@ def gen_net(writer, rng):
         state = dict(net.named_parameters())
         for name in PARAMS:
             writer.save(f"{prefix}_init_{param_file_name(name)}", state[name].detach().numpy())
+        net.double()  # float32 initial weights, trained in float64 (see f64), final weights rounded to float32
         opt = torch.optim.SGD(net.parameters(), lr=NET_LR, momentum=NET_MOMENTUM)
         c2_side = 28 + 4 * padding - 4
         pooled = c2_side // 2
@@ -211,8 +217,7 @@ def gen_net(writer, rng):
         losses = []
         for step in range(NET_STEPS):
             opt.zero_grad()
-            logits = net(torch.tensor(images[step]), torch.tensor(mask1[step], dtype=torch.float32),
-                         torch.tensor(mask2[step], dtype=torch.float32))
+            logits = net(f64(images[step]), f64(mask1[step]), f64(mask2[step]))
             loss = F.cross_entropy(logits, torch.tensor(labels[step], dtype=torch.int64))
             loss.backward()
             opt.step()
@@ -224,7 +229,26 @@ def gen_net(writer, rng):
         writer.save(f"{prefix}_losses", f32(losses))
         state = dict(net.named_parameters())
         for name in PARAMS:
-            writer.save(f"{prefix}_final_{param_file_name(name)}", state[name].detach().numpy())
+            writer.save(f"{prefix}_final_{param_file_name(name)}", out32(state[name]))
+
+
+def gen_input_grad(writer):
+    """The gradient with respect to the input images, which the trainer never needs but chapter 09's saliency
+    maps do: padding 1, so that the zero border's gradient is dropped correctly too. Its own random stream, so
+    that the files above do not change."""
+    rng = np.random.default_rng(SEED + 100)
+    torch.manual_seed(SEED + 1)  # the same initial weights as net_p1_init_*
+    net = Net(NET_CONV1, NET_CONV2, NET_HIDDEN, 1).double()
+    images = f32(rng.random((3, 1, 28, 28)) * 2.0 - 0.5)
+    dlogits = f32(rng.standard_normal((3, 10)))
+    x = f64(images, grad=True)
+    ones1 = torch.ones(1, dtype=torch.float64) * (1.0 - 0.25)  # keep-mask 1 times (1 - p): dropout off
+    ones2 = torch.ones(1, dtype=torch.float64) * (1.0 - 0.5)
+    logits = net(x, ones1, ones2)
+    (dx,) = torch.autograd.grad((logits * f64(dlogits)).sum(), x)
+    writer.save("net_input_grad_x", images)
+    writer.save("net_input_grad_dlogits", dlogits)
+    writer.save("net_input_grad_dx", out32(dx))
 
 
 def generate(writer):
@@ -236,3 +260,4 @@ def generate(writer):
     gen_dropout(writer, rng)
     gen_linear(writer, rng)
     gen_net(writer, rng)
+    gen_input_grad(writer)

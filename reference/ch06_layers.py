@@ -36,6 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from golden import f64, out32
+
 SEED = 20261106
 
 CONV_CASES = [
@@ -107,13 +109,13 @@ def generate(writer):
         oh, ow = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
         dy = normal(n, oc, oh, ow)
         for prefix, act in (("", lambda t: t), ("r", torch.relu)):
-            xt, wtt, bt = (torch.tensor(a, requires_grad=True) for a in (x, wt, b))
+            xt, wtt, bt = (f64(a, True) for a in (x, wt, b))
             out = act(F.conv2d(xt, wtt, bt, stride=stride, padding=pad))
-            gx, gw, gb = torch.autograd.grad(out, (xt, wtt, bt), grad_outputs=torch.tensor(dy))
-            writer.save(f"conv_{name}_{'y' if prefix else 'z'}", out.detach().numpy())
-            writer.save(f"conv_{name}_{prefix}dx", gx.numpy())
-            writer.save(f"conv_{name}_{prefix}dw", gw.numpy())
-            writer.save(f"conv_{name}_{prefix}db", gb.numpy())
+            gx, gw, gb = torch.autograd.grad(out, (xt, wtt, bt), grad_outputs=f64(dy))
+            writer.save(f"conv_{name}_{'y' if prefix else 'z'}", out32(out))
+            writer.save(f"conv_{name}_{prefix}dx", out32(gx))
+            writer.save(f"conv_{name}_{prefix}dw", out32(gw))
+            writer.save(f"conv_{name}_{prefix}db", out32(gb))
         writer.save(f"conv_{name}_x", x)
         writer.save(f"conv_{name}_w", wt)
         writer.save(f"conv_{name}_b", b)
@@ -132,13 +134,13 @@ def generate(writer):
 
     x, wt, b, dy = normal(3, 37), normal(11, 37, scale=0.3), normal(11, scale=0.3), normal(3, 11)
     for prefix, act in (("", lambda t: t), ("r", torch.relu)):
-        xt, wtt, bt = (torch.tensor(a, requires_grad=True) for a in (x, wt, b))
+        xt, wtt, bt = (f64(a, True) for a in (x, wt, b))
         out = act(F.linear(xt, wtt, bt))
-        gx, gw, gb = torch.autograd.grad(out, (xt, wtt, bt), grad_outputs=torch.tensor(dy))
-        writer.save(f"linear_{'y' if prefix else 'z'}", out.detach().numpy())
-        writer.save(f"linear_{prefix}dx", gx.numpy())
-        writer.save(f"linear_{prefix}dw", gw.numpy())
-        writer.save(f"linear_{prefix}db", gb.numpy())
+        gx, gw, gb = torch.autograd.grad(out, (xt, wtt, bt), grad_outputs=f64(dy))
+        writer.save(f"linear_{'y' if prefix else 'z'}", out32(out))
+        writer.save(f"linear_{prefix}dx", out32(gx))
+        writer.save(f"linear_{prefix}dw", out32(gw))
+        writer.save(f"linear_{prefix}db", out32(gb))
     for suffix, a in (("x", x), ("w", wt), ("b", b), ("dy", dy)):
         writer.save(f"linear_{suffix}", a)
 

@@ -34,6 +34,21 @@ class GoldenWriter:
         self.names.append(name + ".npy")
 
 
+def f64(array, grad=False):
+    """A float32 input as a float64 tensor. References with long sums (a conv weight gradient adds thousands of
+    products) are computed in float64 and rounded to float32 once, so that they do not depend on the order in
+    which this machine's PyTorch build sums: in float32 that order differs between CPUs by more than --check
+    tolerates."""
+    import torch
+
+    return torch.tensor(np.asarray(array), dtype=torch.float64, requires_grad=grad)
+
+
+def out32(tensor):
+    """A float64 result rounded once to float32, as a numpy array for GoldenWriter.save."""
+    return tensor.detach().float().numpy()
+
+
 def tool_versions():
     """The versions of everything that shaped the numbers, recorded next to the goldens."""
     import torch

@@ -5,8 +5,9 @@
 #
 #   awk -f tools/markers.awk -v mode=scan FILE...
 #       Validates every marker and prints one line per exercise, tab-separated:
-#         ID  FILE  BEGIN_LINE  END_LINE  FUNCTION  STATE  LESSON  HINT
-#       STATE is "solution" (a BEGIN/END EXERCISE region) or "stub" (a TODO left by the generator).
+#         ID  FILE  BEGIN_LINE  END_LINE  FUNCTION  STATE  LESSON  HINT  HINT_ZH
+#       STATE is "solution" (a BEGIN/END EXERCISE region) or "stub" (a TODO left by the generator). HINT_ZH is
+#       the Chinese hint (the text after " | zh: "), empty when the marker has none.
 #       Malformed markers are reported as "FILE:LINE: error: ..." on stderr, and the exit status is 1.
 #
 #   awk -f tools/markers.awk -v mode=stub -v ids="ch01.relu ch01.tanh" FILE
@@ -16,14 +17,15 @@
 #
 #     float relu(float x)
 #     {
-#         /* BEGIN EXERCISE ch01.relu: return x for x > 0, else 0 (about 1 line) */
+#         /* BEGIN EXERCISE ch01.relu: return x for x > 0, else 0 (about 1 line) | zh: x > 0 时返回 x，否则返回 0（约 1 行） */
 #         ...solution...
 #         /* END EXERCISE */
 #     }
 #
-# the definition starting at column 0 and `{` / `}` alone at column 0. The stub that replaces it is
+# the definition starting at column 0 and `{` / `}` alone at column 0. The Chinese hint after " | zh: " is
+# optional; when the marker has "| zh:", the text after it must not be empty. The stub that replaces it is
 #
-#     /* TODO(ch01.relu): return x for x > 0, else 0 (about 1 line) */
+#     /* TODO(ch01.relu): return x for x > 0, else 0 (about 1 line) | zh: x > 0 时返回 x，否则返回 0（约 1 行） */
 #     (void)x;
 #     course_todo("ch01.relu", "chapters/01-activations/README.md");
 #     return 0;                                   (only when the function returns a value)
@@ -259,9 +261,32 @@ function parse_signature(brace_line,    j, k, c, text, depth, seen, close_pos, o
     return ""
 }
 
+# Splits a marker's hint "English | zh: 中文" into HINT_EN and HINT_ZH (empty when there is no "| zh:").
+# Returns "" or what is wrong: an empty text on either side of "| zh:", or a second "| zh:".
+function split_hint(hint,    k, rest) {
+    HINT_EN = hint
+    HINT_ZH = ""
+    if (!match(hint, /\|[ \t]*zh[ \t]*:/)) {
+        return ""
+    }
+    HINT_EN = trim(substr(hint, 1, RSTART - 1))
+    rest = substr(hint, RSTART + RLENGTH)
+    HINT_ZH = trim(rest)
+    if (HINT_EN == "") {
+        return "the English hint before \"| zh:\" is empty; write it as /* BEGIN EXERCISE chNN.name: English hint | zh: 中文提示 */"
+    }
+    if (HINT_ZH == "") {
+        return "the Chinese hint after \"| zh:\" is empty; write the Chinese text there, or drop \"| zh:\""
+    }
+    if (match(rest, /\|[ \t]*zh[ \t]*:/)) {
+        return "the marker has \"| zh:\" twice; one Chinese hint per marker"
+    }
+    return ""
+}
+
 # Finds the regions of the file in L[1..n_lines]: R_ID[r], R_BEGIN[r], R_END[r], R_STATE[r], R_HINT[r],
-# R_FUNC[r], R_VOID[r], R_PARAMS[r], R_INDENT[r]; n_regions of them. Reports malformed markers.
-function find_regions(    i, s, chapter, open_id, open_line, id, hint, why, r, body_ok, nested) {
+# R_HINT_ZH[r], R_FUNC[r], R_VOID[r], R_PARAMS[r], R_INDENT[r]; n_regions of them. Reports malformed markers.
+function find_regions(    i, s, chapter, open_id, open_line, open_hint, open_hint_zh, id, hint, why, r, body_ok, nested) {
     n_regions = 0
     chapter = chapter_of(current_file)
     LESSON = CHAPTER_DIR "/README.md"
@@ -287,6 +312,11 @@ function find_regions(    i, s, chapter, open_id, open_line, id, hint, why, r, b
             sub(/[ \t]*\*\/[ \t]*$/, "", hint)
             hint = trim(hint)
             gsub(/\t/, " ", hint)
+            why = split_hint(hint)
+            if (why != "") {
+                error_at(i, "exercise " id ": " why)
+            }
+            hint = HINT_EN
             if (open_id != "") {
                 error_at(i, "BEGIN EXERCISE " id " inside the region of " open_id " (opened at line " open_line "): regions cannot nest; each one is a whole function body")
                 nested++
@@ -302,6 +332,7 @@ function find_regions(    i, s, chapter, open_id, open_line, id, hint, why, r, b
             open_id = id
             open_line = i
             open_hint = hint
+            open_hint_zh = HINT_ZH
             continue
         }
         if (s ~ /^[ \t]*(\/\*|\/\/)[ \t]*END[ \t]+EXERCISE/) {
@@ -344,6 +375,7 @@ function find_regions(    i, s, chapter, open_id, open_line, id, hint, why, r, b
                 R_END[r] = i
                 R_STATE[r] = "solution"
                 R_HINT[r] = open_hint
+                R_HINT_ZH[r] = open_hint_zh
                 R_FUNC[r] = SIG_NAME
                 R_VOID[r] = SIG_VOID
                 R_PARAMS[r] = SIG_PARAMS
@@ -361,12 +393,14 @@ function find_regions(    i, s, chapter, open_id, open_line, id, hint, why, r, b
             id = substr(id, 1, index(id, ")") - 1)
             sub(/[ \t]*\*\/[ \t]*$/, "", hint)
             gsub(/\t/, " ", hint)
+            split_hint(trim(hint))
             r = ++n_regions
             R_ID[r] = id
             R_BEGIN[r] = i
             R_END[r] = i
             R_STATE[r] = "stub"
-            R_HINT[r] = trim(hint)
+            R_HINT[r] = HINT_EN
+            R_HINT_ZH[r] = HINT_ZH
             R_FUNC[r] = "?"
             if (i > 1 && L[i - 1] ~ /^\{[ \t]*$/ && parse_signature(i - 1) == "") {
                 R_FUNC[r] = SIG_NAME
@@ -392,7 +426,7 @@ function process_file(    r, where) {
                 }
                 SEEN_AT[R_ID[r]] = where
             }
-            printf "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", R_ID[r], current_file, R_BEGIN[r], R_END[r], R_FUNC[r], R_STATE[r], LESSON, R_HINT[r]
+            printf "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", R_ID[r], current_file, R_BEGIN[r], R_END[r], R_FUNC[r], R_STATE[r], LESSON, R_HINT[r], R_HINT_ZH[r]
         }
     } else {
         write_stubbed()
@@ -572,7 +606,7 @@ function write_stubbed(    r, i, k, s, nm, params, n_params, stubbed, inside, la
             r++
         }
         if (r <= n_regions && STUB[r] && i == R_BEGIN[r]) {
-            print R_INDENT[r] "/* TODO(" R_ID[r] "): " R_HINT[r] " */"
+            print R_INDENT[r] "/* TODO(" R_ID[r] "): " R_HINT[r] (R_HINT_ZH[r] != "" ? " | zh: " R_HINT_ZH[r] : "") " */"
             n_params = split(R_PARAMS[r], params, " ")
             for (k = 1; k <= n_params; k++) {
                 print R_INDENT[r] "(void)" params[k] ";"

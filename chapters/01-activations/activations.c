@@ -10,7 +10,7 @@
 
 float sigmoid(float x)
 {
-    /* BEGIN EXERCISE ch01.sigmoid: compute 1/(1+e^-x) so that no exponential can overflow: for x >= 0 use e^-x, for x < 0 use e^x / (1 + e^x) (about 6 lines) */
+    /* BEGIN EXERCISE ch01.sigmoid: compute 1/(1+e^-x) so that no exponential can overflow: for x >= 0 use e^-x, for x < 0 use e^x / (1 + e^x) (about 6 lines) | zh: 计算 1/(1+e^-x)，且任何指数都不能溢出：x >= 0 时用 e^-x，x < 0 时用 e^x / (1 + e^x)（约 6 行） */
     /* Only ever exponentiate a non-positive number: e^-|x| lies in (0, 1], so nothing overflows, and for very
      * negative x the result e^x / (1 + e^x) keeps its tiny value instead of underflowing 1/(1 + inf) to 0. */
     if (x >= 0.0f) {
@@ -23,7 +23,7 @@ float sigmoid(float x)
 
 float sigmoid_derivative(float x)
 {
-    /* BEGIN EXERCISE ch01.sigmoid_derivative: reuse sigmoid(x): s * (1 - s) (about 2 lines) */
+    /* BEGIN EXERCISE ch01.sigmoid_derivative: reuse sigmoid(x): s * (1 - s) (about 2 lines) | zh: 复用 sigmoid(x)：s * (1 - s)（约 2 行） */
     float s = sigmoid(x);
     return s * (1.0f - s);
     /* END EXERCISE */
@@ -31,14 +31,14 @@ float sigmoid_derivative(float x)
 
 float tanh_activation(float x)
 {
-    /* BEGIN EXERCISE ch01.tanh: tanh without overflow (libm's tanhf is stable; the textbook quotient is not) (about 1 line) */
+    /* BEGIN EXERCISE ch01.tanh: tanh without overflow (libm's tanhf is stable; the textbook quotient is not) (about 1 line) | zh: 不会溢出的 tanh（libm 的 tanhf 是数值稳定的，教科书上的商式不是）（约 1 行） */
     return tanhf(x);
     /* END EXERCISE */
 }
 
 float tanh_derivative(float x)
 {
-    /* BEGIN EXERCISE ch01.tanh_derivative: 1 - tanh(x)^2, reusing tanh_activation (about 2 lines) */
+    /* BEGIN EXERCISE ch01.tanh_derivative: 1 - tanh(x)^2, reusing tanh_activation (about 2 lines) | zh: 1 - tanh(x)^2，复用 tanh_activation（约 2 行） */
     float t = tanh_activation(x);
     return 1.0f - t * t;
     /* END EXERCISE */
@@ -46,7 +46,7 @@ float tanh_derivative(float x)
 
 float relu(float x)
 {
-    /* BEGIN EXERCISE ch01.relu: return x for x > 0, else 0; NaN must stay NaN (about 1 line) */
+    /* BEGIN EXERCISE ch01.relu: return x for x > 0, else 0; NaN must stay NaN (about 1 line) | zh: x > 0 时返回 x，否则返回 0；NaN 必须仍是 NaN（约 1 行） */
     /* Written as "x < 0 ? 0 : x" rather than "x > 0 ? x : 0": every comparison with NaN is false, so this form
      * lets NaN through (NaN in, NaN out) where the other would turn NaN into 0 and hide a bug upstream. */
     return x < 0.0f ? 0.0f : x;
@@ -55,7 +55,7 @@ float relu(float x)
 
 float relu_derivative(float x)
 {
-    /* BEGIN EXERCISE ch01.relu_derivative: 1 for x > 0, 0 for x <= 0, NaN for NaN (about 4 lines) */
+    /* BEGIN EXERCISE ch01.relu_derivative: 1 for x > 0, 0 for x <= 0, NaN for NaN (about 4 lines) | zh: x > 0 时为 1，x <= 0 时为 0，NaN 时为 NaN（约 4 行） */
     if (isnan(x)) {
         return x;
     }
@@ -65,14 +65,14 @@ float relu_derivative(float x)
 
 float leaky_relu(float x, float negative_slope)
 {
-    /* BEGIN EXERCISE ch01.leaky_relu: x for x > 0, negative_slope * x otherwise; NaN stays NaN (about 1 line) */
+    /* BEGIN EXERCISE ch01.leaky_relu: x for x > 0, negative_slope * x otherwise; NaN stays NaN (about 1 line) | zh: x > 0 时为 x，否则为 negative_slope * x；NaN 仍是 NaN（约 1 行） */
     return x > 0.0f ? x : negative_slope * x; /* NaN takes the second branch, and slope * NaN is NaN */
     /* END EXERCISE */
 }
 
 float leaky_relu_derivative(float x, float negative_slope)
 {
-    /* BEGIN EXERCISE ch01.leaky_relu_derivative: 1 for x > 0, negative_slope for x <= 0, NaN for NaN (about 4 lines) */
+    /* BEGIN EXERCISE ch01.leaky_relu_derivative: 1 for x > 0, negative_slope for x <= 0, NaN for NaN (about 4 lines) | zh: x > 0 时为 1，x <= 0 时为 negative_slope，NaN 时为 NaN（约 4 行） */
     if (isnan(x)) {
         return x;
     }
@@ -153,7 +153,7 @@ static float max_element(const float *x, size_t n)
 
 void softmax(const float *x, float *y, size_t n)
 {
-    /* BEGIN EXERCISE ch01.softmax: subtract the maximum before exponentiating, then normalise by the sum (about 10 lines) */
+    /* BEGIN EXERCISE ch01.softmax: subtract the maximum before exponentiating, then normalise by the sum (about 10 lines) | zh: 先减去最大值再取指数，然后除以总和归一化（约 10 行） */
     /* e^(x_i - m) <= 1, so the sum lies in [1, n]: no overflow, and no division by an underflowed 0. */
     float m = max_element(x, n);
     double sum = 0.0; /* accumulate in double: n terms of float would lose low bits for large n */
@@ -170,7 +170,7 @@ void softmax(const float *x, float *y, size_t n)
 
 void log_softmax(const float *x, float *y, size_t n)
 {
-    /* BEGIN EXERCISE ch01.log_softmax: x_i - m - log(sum_j e^(x_j - m)) with m the maximum (the log-sum-exp trick) (about 8 lines) */
+    /* BEGIN EXERCISE ch01.log_softmax: x_i - m - log(sum_j e^(x_j - m)) with m the maximum (the log-sum-exp trick) (about 8 lines) | zh: x_i - m - log(sum_j e^(x_j - m))，m 为最大值（log-sum-exp 技巧）（约 8 行） */
     float m = max_element(x, n);
     double sum = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -185,7 +185,7 @@ void log_softmax(const float *x, float *y, size_t n)
 
 void softmax_backward(const float *y, const float *dy, float *dx, size_t n)
 {
-    /* BEGIN EXERCISE ch01.softmax_backward: dx_i = y_i * (dy_i - sum_j dy_j * y_j) (about 6 lines) */
+    /* BEGIN EXERCISE ch01.softmax_backward: dx_i = y_i * (dy_i - sum_j dy_j * y_j) (about 6 lines) | zh: dx_i = y_i * (dy_i - sum_j dy_j * y_j)（约 6 行） */
     double dot = 0.0;
     for (size_t j = 0; j < n; j++) {
         dot += (double)dy[j] * y[j];
@@ -198,7 +198,7 @@ void softmax_backward(const float *y, const float *dy, float *dx, size_t n)
 
 void log_softmax_backward(const float *y, const float *dy, float *dx, size_t n)
 {
-    /* BEGIN EXERCISE ch01.log_softmax_backward: dx_i = dy_i - e^(y_i) * sum_j dy_j (about 6 lines) */
+    /* BEGIN EXERCISE ch01.log_softmax_backward: dx_i = dy_i - e^(y_i) * sum_j dy_j (about 6 lines) | zh: dx_i = dy_i - e^(y_i) * sum_j dy_j（约 6 行） */
     double sum = 0.0;
     for (size_t j = 0; j < n; j++) {
         sum += dy[j];

@@ -13,7 +13,7 @@
 
 void data_loader_start_epoch(DataLoader *loader)
 {
-    /* BEGIN EXERCISE ch02.loader_shuffle: set order[i] = i for every sample, then, if loader->shuffle, shuffle it with rng_shuffle(&loader->rng, ...); reset position and batch_index to 0 (about 8 lines) */
+    /* BEGIN EXERCISE ch02.loader_shuffle: set order[i] = i for every sample, then, if loader->shuffle, shuffle it with rng_shuffle(&loader->rng, ...); reset position and batch_index to 0 (about 8 lines) | zh: 对每个样本置 order[i] = i；若 loader->shuffle 为真，再用 rng_shuffle(&loader->rng, ...) 打乱；把 position 和 batch_index 归零（约 8 行） */
     size_t count = loader->split->count;
     for (size_t i = 0; i < count; i++) {
         loader->order[i] = (uint32_t)i;

@@ -11,7 +11,7 @@
 void linear_forward(const float *x, const float *weight, const float *bias, float *y, size_t batch, size_t in,
                     size_t out)
 {
-    /* BEGIN EXERCISE ch02.linear_forward: y[b*out + o] = bias[o] + sum over i of x[b*in + i] * weight[o*in + i] (W is (out, in): row o of W dotted with row b of X) (about 9 lines) */
+    /* BEGIN EXERCISE ch02.linear_forward: y[b*out + o] = bias[o] + sum over i of x[b*in + i] * weight[o*in + i] (W is (out, in): row o of W dotted with row b of X) (about 9 lines) | zh: y[b*out + o] = bias[o] + 对 i 求和 x[b*in + i] * weight[o*in + i]（W 的形状是 (out, in)：W 的第 o 行与 X 的第 b 行做点积）（约 9 行） */
     for (size_t b = 0; b < batch; b++) {
         const float *x_row = x + b * in; /* (in) */
         for (size_t o = 0; o < out; o++) {
@@ -29,7 +29,7 @@ void linear_forward(const float *x, const float *weight, const float *bias, floa
 void linear_backward(const float *x, const float *weight, const float *dy, float *dx, float *dweight,
                      float *dbias, size_t batch, size_t in, size_t out)
 {
-    /* BEGIN EXERCISE ch02.linear_backward: dbias = column sums of dy; dweight = dy^T x (out, in); dx = dy W (batch, in), skipped when dx is NULL. Zero the outputs first: they are overwritten, not accumulated (about 30 lines) */
+    /* BEGIN EXERCISE ch02.linear_backward: dbias = column sums of dy; dweight = dy^T x (out, in); dx = dy W (batch, in), skipped when dx is NULL. Zero the outputs first: they are overwritten, not accumulated (about 30 lines) | zh: dbias = dy 的按列求和；dweight = dy^T x (out, in)；dx = dy W (batch, in)，dx 为 NULL 时跳过。先把输出清零：它们是被覆盖，不是累加（约 30 行） */
     memset(dweight, 0, out * in * sizeof *dweight);
     memset(dbias, 0, out * sizeof *dbias);
     for (size_t b = 0; b < batch; b++) {
@@ -66,7 +66,7 @@ void linear_backward(const float *x, const float *weight, const float *dy, float
 double softmax_cross_entropy_forward(const float *logits, const int32_t *labels, float *probs, size_t batch,
                                      size_t classes)
 {
-    /* BEGIN EXERCISE ch02.softmax_cross_entropy_forward: per row: m = max logit, s = sum exp(z - m), probs = exp(z - m) / s, loss_b = m + log(s) - z[label]; return the mean over the batch (accumulate in double) (about 20 lines) */
+    /* BEGIN EXERCISE ch02.softmax_cross_entropy_forward: per row: m = max logit, s = sum exp(z - m), probs = exp(z - m) / s, loss_b = m + log(s) - z[label]; return the mean over the batch (accumulate in double) (about 20 lines) | zh: 逐行：m = 最大 logit，s = sum exp(z - m)，probs = exp(z - m) / s，loss_b = m + log(s) - z[label]；返回整个批次的均值（用 double 累加）（约 20 行） */
     double total = 0.0;
     for (size_t b = 0; b < batch; b++) {
         const float *z = logits + b * classes; /* (classes) */
@@ -96,7 +96,7 @@ double softmax_cross_entropy_forward(const float *logits, const int32_t *labels,
 void softmax_cross_entropy_backward(const float *probs, const int32_t *labels, float *dlogits, size_t batch,
                                     size_t classes)
 {
-    /* BEGIN EXERCISE ch02.softmax_cross_entropy_backward: dlogits = (probs - onehot(label)) / batch: copy probs scaled by 1/batch, then subtract 1/batch at each row's label (about 8 lines) */
+    /* BEGIN EXERCISE ch02.softmax_cross_entropy_backward: dlogits = (probs - onehot(label)) / batch: copy probs scaled by 1/batch, then subtract 1/batch at each row's label (about 8 lines) | zh: dlogits = (probs - onehot(label)) / batch：把 probs 乘以 1/batch 复制过来，再在每行的 label 处减去 1/batch（约 8 行） */
     float scale = 1.0f / (float)batch; /* the loss is a mean over the batch */
     for (size_t b = 0; b < batch; b++) {
         for (size_t c = 0; c < classes; c++) {
@@ -109,7 +109,7 @@ void softmax_cross_entropy_backward(const float *probs, const int32_t *labels, f
 
 double l2_penalty(const float *weight, size_t n, float lambda)
 {
-    /* BEGIN EXERCISE ch02.l2_penalty: (lambda / 2) * sum of w^2, summed in double (about 5 lines) */
+    /* BEGIN EXERCISE ch02.l2_penalty: (lambda / 2) * sum of w^2, summed in double (about 5 lines) | zh: (lambda / 2) * w^2 之和，用 double 求和（约 5 行） */
     double sum = 0.0;
     for (size_t i = 0; i < n; i++) {
         sum += (double)weight[i] * weight[i];
@@ -120,7 +120,7 @@ double l2_penalty(const float *weight, size_t n, float lambda)
 
 void l2_penalty_backward(const float *weight, float *grad, size_t n, float lambda)
 {
-    /* BEGIN EXERCISE ch02.l2_penalty_backward: grad[i] += lambda * w[i] (add, do not overwrite) (about 3 lines) */
+    /* BEGIN EXERCISE ch02.l2_penalty_backward: grad[i] += lambda * w[i] (add, do not overwrite) (about 3 lines) | zh: grad[i] += lambda * w[i]（累加，不要覆盖）（约 3 行） */
     for (size_t i = 0; i < n; i++) {
         grad[i] += lambda * weight[i];
     }
@@ -130,7 +130,7 @@ void l2_penalty_backward(const float *weight, float *grad, size_t n, float lambd
 void sgd_momentum_step(float *param, const float *grad, float *velocity, size_t n, float lr, float momentum,
                        float weight_decay)
 {
-    /* BEGIN EXERCISE ch02.sgd_momentum_step: g = grad + weight_decay * p; v = momentum * v + g; p -= lr * v (PyTorch's order) (about 6 lines) */
+    /* BEGIN EXERCISE ch02.sgd_momentum_step: g = grad + weight_decay * p; v = momentum * v + g; p -= lr * v (PyTorch's order) (about 6 lines) | zh: g = grad + weight_decay * p；v = momentum * v + g；p -= lr * v（与 PyTorch 的顺序相同）（约 6 行） */
     for (size_t i = 0; i < n; i++) {
         float g = grad[i] + weight_decay * param[i];
         velocity[i] = momentum * velocity[i] + g;

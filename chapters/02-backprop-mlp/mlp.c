@@ -88,7 +88,7 @@ double mlp_forward_loss(Mlp *net, const float *x, const int32_t *labels, size_t 
 
 void mlp_backward(Mlp *net, const int32_t *labels, size_t batch)
 {
-    /* BEGIN EXERCISE ch02.mlp_backward: the chain rule from the loss back to W1: softmax_cross_entropy_backward -> dz; linear_backward of layer 2 (input a) -> da, dw2, db2; relu_backward (input h) -> dh; linear_backward of layer 1 (input x, dx NULL) -> dw1, db1 (about 6 lines) */
+    /* BEGIN EXERCISE ch02.mlp_backward: the chain rule from the loss back to W1: softmax_cross_entropy_backward -> dz; linear_backward of layer 2 (input a) -> da, dw2, db2; relu_backward (input h) -> dh; linear_backward of layer 1 (input x, dx NULL) -> dw1, db1 (about 6 lines) | zh: 从损失沿链式法则回到 W1：softmax_cross_entropy_backward -> dz；第 2 层的 linear_backward（输入 a）-> da, dw2, db2；relu_backward（输入 h）-> dh；第 1 层的 linear_backward（输入 x，dx 为 NULL）-> dw1, db1（约 6 行） */
     size_t H = net->hidden, C = net->classes;
     softmax_cross_entropy_backward(net->probs, labels, net->dz, batch, C); /* dz (B, 10) */
     linear_backward(net->a, net->w2, net->dz, net->da, net->dw2, net->db2, batch, H, C); /* da (B, H) */

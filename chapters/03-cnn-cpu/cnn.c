@@ -2,7 +2,7 @@
  * ReLU and chapter 02's softmax cross-entropy and SGD step.
  *
  * Most layers run on the whole batch, one call each. conv2 and the layers around it (pooling, ReLU, dropout 1)
- * run image by image inside one OpenMP loop instead, so that each image's 147 KB of conv2 output goes from one
+ * run image by image inside one OpenMP loop instead, so that each image's 144 KiB of conv2 output goes from one
  * layer to the next while it is still in the core's cache (README.md, section 8).
  */
 #include "cnn.h"
@@ -50,8 +50,8 @@ int cnn_create(Cnn *net, CnnConfig config, int max_batch, GemmBackend backend, C
     memset(net, 0, sizeof *net);
     const int P = config.padding;
     if (config.image_size < 1 || config.conv1_channels < 1 || config.conv2_channels < 1 || config.hidden < 1 ||
-        config.classes < 1 || max_batch < 1 || P < 0) {
-        return error_set(err, "cnn", "sizes must be positive and padding >= 0");
+        config.classes < 1 || max_batch < 1) {
+        return error_set(err, "cnn", "sizes must be positive");
     }
     if (!(config.dropout1 >= 0.0f && config.dropout1 < 1.0f && config.dropout2 >= 0.0f && config.dropout2 < 1.0f)) {
         return error_set(err, "cnn", "dropout probabilities must lie in [0, 1)");
@@ -60,9 +60,15 @@ int cnn_create(Cnn *net, CnnConfig config, int max_batch, GemmBackend backend, C
     net->max_batch = max_batch;
     net->backend = backend;
     net->conv1 = (Conv2dShape){max_batch, 1, config.image_size, config.image_size, config.conv1_channels, 3, 3, P, 1};
+    if (conv2d_shape_check(&net->conv1, "cnn: conv1", err) != 0) { /* e.g. a negative padding, with the reason */
+        return -1;
+    }
     net->h1 = conv2d_out_height(&net->conv1);
     net->w1 = conv2d_out_width(&net->conv1);
     net->conv2 = (Conv2dShape){max_batch, config.conv1_channels, net->h1, net->w1, config.conv2_channels, 3, 3, P, 1};
+    if (conv2d_shape_check(&net->conv2, "cnn: conv2", err) != 0) {
+        return -1;
+    }
     net->h2 = conv2d_out_height(&net->conv2);
     net->w2 = conv2d_out_width(&net->conv2);
     net->h3 = maxpool2_output_size(net->h2);
@@ -199,7 +205,7 @@ float *cnn_forward(Cnn *net, const float *x, int batch, bool training)
 
 void cnn_forward_layers(Cnn *net, int batch)
 {
-    /* BEGIN EXERCISE ch03.cnn_forward_layers: from net->x, chain conv1, relu (whole batch); then per image (OpenMP loop, a cols buffer per thread): conv2, maxpool, relu in place on pooled (it commutes with maxpool), dropout 1 (training only); then fc1, relu, dropout 2 (training only), fc2, keeping every activation in net for the backward pass (about 45 lines) */
+    /* BEGIN EXERCISE ch03.cnn_forward_layers: from net->x, chain conv1, relu (whole batch); then per image (OpenMP loop, a cols buffer per thread): conv2, maxpool, relu in place on pooled (it commutes with maxpool), dropout 1 (training only); then fc1, relu, dropout 2 (training only), fc2, keeping every activation in net for the backward pass (about 45 lines) | zh: 从 net->x 开始，依次做 conv1、relu（整个批次）；然后逐张图像（OpenMP 循环，每个线程一个 cols 缓冲区）：conv2、maxpool、在 pooled 上原地 relu（它与 maxpool 可交换）、dropout 1（仅训练时）；再做 fc1、relu、dropout 2（仅训练时）、fc2，把每个激活值都留在 net 中供反向传播使用（约 45 行） */
     const CnnConfig *cfg = &net->config;
     const size_t B = (size_t)batch;
     const size_t conv1_size = B * cfg->conv1_channels * net->h1 * net->w1;
@@ -207,7 +213,7 @@ void cnn_forward_layers(Cnn *net, int batch)
     const CnnTensor *t = net->tensors;
     conv2d_forward_im2col(&net->conv1, net->x, t[CNN_CONV1_W].value, t[CNN_CONV1_B].value, net->a1, net->backend);
     relu_forward_parallel(net->a1, net->r1, conv1_size);
-    /* conv2, relu, maxpool and dropout 1, image by image: each image's conv2 output (C2*H2*W2 floats, 147 KB)
+    /* conv2, relu, maxpool and dropout 1, image by image: each image's conv2 output (C2*H2*W2 floats, 144 KiB)
      * is pooled while it is still in this core's cache, instead of being read back from memory after the whole
      * batch. relu then maxpool is computed as maxpool then relu: the two commute (the largest of four relus is
      * the relu of the largest), and the relu then touches a quarter of the values (README.md, section 8).
@@ -253,7 +259,13 @@ float cnn_forward_loss(Cnn *net, const float *x, const int32_t *labels, int batc
 
 void cnn_backward(Cnn *net, const int32_t *labels, int batch)
 {
-    /* BEGIN EXERCISE ch03.cnn_backward: walk cnn_forward backwards: softmax-CE, fc2, dropout 2, relu, fc1 (whole batch); then per image (OpenMP loop, cols/dcols and a conv2 weight-gradient copy per thread): dropout 1, relu (x = pooled), maxpool, conv2, relu 1; sum the copies; conv2's bias; conv1 (no input gradient), filling every tensor's grad (about 65 lines) */
+    softmax_cross_entropy_backward(net->probs, labels, net->d_logits, (size_t)batch, (size_t)net->config.classes);
+    cnn_backward_from_logits(net, batch, NULL);
+}
+
+void cnn_backward_from_logits(Cnn *net, int batch, float *d_input)
+{
+    /* BEGIN EXERCISE ch03.cnn_backward: walk cnn_forward backwards from net->d_logits: fc2, dropout 2, relu, fc1 (whole batch); then per image (OpenMP loop, cols/dcols and a conv2 weight-gradient copy per thread): dropout 1, relu (x = pooled), maxpool, conv2, relu 1; sum the copies; conv2's bias; conv1 (its input gradient into d_input, which may be NULL), filling every tensor's grad (about 65 lines) | zh: 从 net->d_logits 出发把 cnn_forward 倒着走一遍：fc2、dropout 2、relu、fc1（整个批次）；然后逐张图像（OpenMP 循环，每个线程一份 cols/dcols 和一份 conv2 权重梯度副本）：dropout 1、relu（x = pooled）、maxpool、conv2、relu 1；把各副本相加；conv2 的偏置；conv1（输入梯度写进 d_input，它可以是 NULL），填好每个张量的 grad（约 65 行） */
     const CnnConfig *cfg = &net->config;
     const size_t B = (size_t)batch;
     const size_t conv1_size = B * cfg->conv1_channels * net->h1 * net->w1;
@@ -261,7 +273,6 @@ void cnn_backward(Cnn *net, const int32_t *labels, int batch)
     const float *features = net->training ? net->dropped1 : net->pooled;
     const float *hidden = net->training ? net->dropped2 : net->hidden_act;
 
-    softmax_cross_entropy_backward(net->probs, labels, net->d_logits, B, (size_t)cfg->classes);
     linear_backward_gemm(hidden, t[CNN_FC2_W].value, net->d_logits, net->d_hidden, t[CNN_FC2_W].grad,
                          t[CNN_FC2_B].grad, batch, cfg->hidden, cfg->classes, net->backend);
     /* The element-wise backward passes below run in place (dx == dy): each dx[i] reads only dy[i]. */
@@ -309,7 +320,7 @@ void cnn_backward(Cnn *net, const int32_t *labels, int batch)
     free(scratch);
     free(dw_partial);
     conv2d_backward_bias(&net->conv2, net->d_conv2, t[CNN_CONV2_B].grad);
-    conv2d_backward_im2col(&net->conv1, net->x, t[CNN_CONV1_W].value, net->d_conv1, NULL, t[CNN_CONV1_W].grad,
+    conv2d_backward_im2col(&net->conv1, net->x, t[CNN_CONV1_W].value, net->d_conv1, d_input, t[CNN_CONV1_W].grad,
                            t[CNN_CONV1_B].grad, net->backend);
     /* END EXERCISE */
 }

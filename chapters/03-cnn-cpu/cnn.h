@@ -1,4 +1,5 @@
-/* cnn.h — Chapter 03: COURSE.md's convolutional network on the CPU, forward, backward and SGD step.
+/* cnn.h — Chapter 03: the course's convolutional network (README.md, "Chapters") on the CPU, forward, backward
+ * and SGD step.
  *
  *   x (B, 1, 28, 28)
  *   -> conv1 3x3 (1 -> C1, padding P)  -> a1 (B, C1, H1, W1)   H1 = 28 + 2P - 2
@@ -136,6 +137,13 @@ float cnn_forward_loss(Cnn *net, const float *x, const int32_t *labels, int batc
 
 /* Backward pass after cnn_forward_loss on the same batch: fills every tensor's grad (overwriting it). */
 void cnn_backward(Cnn *net, const int32_t *labels, int batch);
+
+/* The backward pass from any gradient of the logits: net->d_logits (batch, classes) holds dL/dlogits for some
+ * scalar L (cnn_backward puts the cross-entropy's there; chapter 09's saliency puts a one-hot row there, so
+ * that L is one class's logit). Fills every tensor's grad, and, when d_input is not NULL, the gradient with
+ * respect to the input images, d_input (batch, 1, S, S) = dL/dx: the trainer never needs it (x is data, not a
+ * parameter), a picture of what the network looks at does. After cnn_forward on the same batch. */
+void cnn_backward_from_logits(Cnn *net, int batch, float *d_input);
 
 /* SGD with momentum (torch.optim.SGD: v = mu v + g; p -= lr v) on every parameter. */
 void cnn_sgd_step(Cnn *net, float lr, float momentum);

@@ -14,12 +14,35 @@
 
 int conv2d_output_size(int in, int kernel, int padding, int stride)
 {
-    /* BEGIN EXERCISE ch03.conv2d_output_size: (in + 2*padding - kernel) / stride + 1; 0 when stride < 1 or the kernel does not fit (about 4 lines) */
-    if (stride < 1 || in + 2 * padding < kernel) {
+    /* BEGIN EXERCISE ch03.conv2d_output_size: (in + 2*padding - kernel) / stride + 1; 0 when stride < 1, padding < 0 or the kernel does not fit (about 4 lines) | zh: (in + 2*padding - kernel) / stride + 1；stride < 1、padding < 0 或卷积核放不下时为 0（约 4 行） */
+    if (stride < 1 || padding < 0 || in + 2 * padding < kernel) {
         return 0;
     }
     return (in + 2 * padding - kernel) / stride + 1;
     /* END EXERCISE */
+}
+
+int conv2d_shape_check(const Conv2dShape *s, const char *name, CourseError *err)
+{
+    if (s->batch < 1 || s->in_channels < 1 || s->in_height < 1 || s->in_width < 1 || s->out_channels < 1 ||
+        s->kernel_height < 1 || s->kernel_width < 1) {
+        return error_set(err, name,
+                         "every size must be at least 1 (batch %d, channels %d -> %d, image %dx%d, kernel %dx%d)",
+                         s->batch, s->in_channels, s->out_channels, s->in_height, s->in_width, s->kernel_height,
+                         s->kernel_width);
+    }
+    if (s->padding < 0) {
+        return error_set(err, name, "padding %d is negative: zero padding adds pixels around the image, it cannot take "
+                         "them away (PyTorch refuses it too: \"negative padding is not supported\")", s->padding);
+    }
+    if (s->stride < 1) {
+        return error_set(err, name, "stride %d: the step between outputs must be at least 1", s->stride);
+    }
+    if (conv2d_out_height(s) < 1 || conv2d_out_width(s) < 1) {
+        return error_set(err, name, "a %dx%d kernel does not fit in a %dx%d image with padding %d", s->kernel_height,
+                         s->kernel_width, s->in_height, s->in_width, s->padding);
+    }
+    return 0;
 }
 
 int conv2d_out_height(const Conv2dShape *s)
@@ -55,7 +78,7 @@ size_t conv2d_cols_size(const Conv2dShape *s)
 
 void conv2d_forward_direct(const Conv2dShape *s, const float *x, const float *w, const float *b, float *y)
 {
-    /* BEGIN EXERCISE ch03.conv2d_forward_direct: for every (n, oc, oh, ow): start from b[oc], add w[oc][c][kh][kw] * x[n][c][ih][iw] with ih = oh*stride + kh - padding (skip positions outside the image) (about 30 lines) */
+    /* BEGIN EXERCISE ch03.conv2d_forward_direct: for every (n, oc, oh, ow): start from b[oc], add w[oc][c][kh][kw] * x[n][c][ih][iw] with ih = oh*stride + kh - padding (skip positions outside the image) (about 30 lines) | zh: 对每个 (n, oc, oh, ow)：从 b[oc] 开始，累加 w[oc][c][kh][kw] * x[n][c][ih][iw]，其中 ih = oh*stride + kh - padding（跳过图像外的位置）（约 30 行） */
     const int C = s->in_channels, H = s->in_height, W = s->in_width;
     const int OC = s->out_channels, KH = s->kernel_height, KW = s->kernel_width;
     const int OH = conv2d_out_height(s), OW = conv2d_out_width(s);
@@ -92,7 +115,7 @@ void conv2d_forward_direct(const Conv2dShape *s, const float *x, const float *w,
 
 void conv2d_backward_input_direct(const Conv2dShape *s, const float *w, const float *dy, float *dx)
 {
-    /* BEGIN EXERCISE ch03.conv2d_backward_input_direct: zero dx; for every (n, oc, oh, ow, c, kh, kw) with (ih, iw) inside the image: dx[n][c][ih][iw] += w[oc][c][kh][kw] * dy[n][oc][oh][ow] (about 30 lines) */
+    /* BEGIN EXERCISE ch03.conv2d_backward_input_direct: zero dx; for every (n, oc, oh, ow, c, kh, kw) with (ih, iw) inside the image: dx[n][c][ih][iw] += w[oc][c][kh][kw] * dy[n][oc][oh][ow] (about 30 lines) | zh: 把 dx 清零；对每个 (n, oc, oh, ow, c, kh, kw)，当 (ih, iw) 在图像内时：dx[n][c][ih][iw] += w[oc][c][kh][kw] * dy[n][oc][oh][ow]（约 30 行） */
     const int C = s->in_channels, H = s->in_height, W = s->in_width;
     const int OC = s->out_channels, KH = s->kernel_height, KW = s->kernel_width;
     const int OH = conv2d_out_height(s), OW = conv2d_out_width(s);
@@ -130,7 +153,7 @@ void conv2d_backward_input_direct(const Conv2dShape *s, const float *w, const fl
 
 void conv2d_backward_weight_direct(const Conv2dShape *s, const float *x, const float *dy, float *dw)
 {
-    /* BEGIN EXERCISE ch03.conv2d_backward_weight_direct: dw[oc][c][kh][kw] = sum over n, oh, ow of x[n][c][ih][iw] * dy[n][oc][oh][ow] (inside the image only) (about 30 lines) */
+    /* BEGIN EXERCISE ch03.conv2d_backward_weight_direct: dw[oc][c][kh][kw] = sum over n, oh, ow of x[n][c][ih][iw] * dy[n][oc][oh][ow] (inside the image only) (about 30 lines) | zh: dw[oc][c][kh][kw] = 对 n, oh, ow 求和 x[n][c][ih][iw] * dy[n][oc][oh][ow]（只算图像内的位置）（约 30 行） */
     const int C = s->in_channels, H = s->in_height, W = s->in_width;
     const int OC = s->out_channels, KH = s->kernel_height, KW = s->kernel_width;
     const int OH = conv2d_out_height(s), OW = conv2d_out_width(s);
@@ -167,7 +190,7 @@ void conv2d_backward_weight_direct(const Conv2dShape *s, const float *x, const f
 
 void conv2d_backward_bias(const Conv2dShape *s, const float *dy, float *db)
 {
-    /* BEGIN EXERCISE ch03.conv2d_backward_bias: db[oc] = sum of dy[n][oc][oh][ow] over n, oh, ow, accumulated in double (about 20 lines) */
+    /* BEGIN EXERCISE ch03.conv2d_backward_bias: db[oc] = sum of dy[n][oc][oh][ow] over n, oh, ow, accumulated in double (about 20 lines) | zh: db[oc] = dy[n][oc][oh][ow] 对 n, oh, ow 的和，用 double 累加（约 20 行） */
     const int OC = s->out_channels;
     const size_t plane = (size_t)conv2d_out_height(s) * conv2d_out_width(s);
 #pragma omp parallel for schedule(static)
@@ -228,7 +251,7 @@ static void add_row(float *restrict dst, const float *restrict src, int begin, i
 
 void conv2d_im2col(const Conv2dShape *s, const float *x_image, float *cols)
 {
-    /* BEGIN EXERCISE ch03.conv2d_im2col: for each row r = (c*KH + kh)*KW + kw and output pixel (oh, ow): cols[r][oh*OW + ow] = x_image[c][ih][iw], or 0 in the padding (about 30 lines) */
+    /* BEGIN EXERCISE ch03.conv2d_im2col: for each row r = (c*KH + kh)*KW + kw and output pixel (oh, ow): cols[r][oh*OW + ow] = x_image[c][ih][iw], or 0 in the padding (about 30 lines) | zh: 对每一行 r = (c*KH + kh)*KW + kw 和每个输出像素 (oh, ow)：cols[r][oh*OW + ow] = x_image[c][ih][iw]，在填充区为 0（约 30 行） */
     const int C = s->in_channels, H = s->in_height, W = s->in_width;
     const int KH = s->kernel_height, KW = s->kernel_width;
     const int OH = conv2d_out_height(s), OW = conv2d_out_width(s);
@@ -272,7 +295,7 @@ void conv2d_im2col(const Conv2dShape *s, const float *x_image, float *cols)
 
 void conv2d_col2im(const Conv2dShape *s, const float *cols, float *dx_image)
 {
-    /* BEGIN EXERCISE ch03.conv2d_col2im: zero dx_image; for each row (c, kh, kw) and output pixel (oh, ow) inside the image: dx_image[c][ih][iw] += cols[r][oh*OW + ow] (about 30 lines) */
+    /* BEGIN EXERCISE ch03.conv2d_col2im: zero dx_image; for each row (c, kh, kw) and output pixel (oh, ow) inside the image: dx_image[c][ih][iw] += cols[r][oh*OW + ow] (about 30 lines) | zh: 把 dx_image 清零；对每一行 (c, kh, kw) 和每个落在图像内的输出像素 (oh, ow)：dx_image[c][ih][iw] += cols[r][oh*OW + ow]（约 30 行） */
     const int C = s->in_channels, H = s->in_height, W = s->in_width;
     const int KH = s->kernel_height, KW = s->kernel_width;
     const int OH = conv2d_out_height(s), OW = conv2d_out_width(s);
@@ -309,7 +332,7 @@ void conv2d_col2im(const Conv2dShape *s, const float *cols, float *dx_image)
 void conv2d_forward_im2col_image(const Conv2dShape *s, const float *x_image, const float *w, const float *b,
                                  float *y_image, float *cols, GemmBackend backend)
 {
-    /* BEGIN EXERCISE ch03.conv2d_forward_im2col: im2col x_image into cols; fill row oc of y_image (OC, OH*OW) with b[oc]; then y_image += w (OC, C*KH*KW) · cols with sgemm (beta = 1) (about 15 lines) */
+    /* BEGIN EXERCISE ch03.conv2d_forward_im2col: im2col x_image into cols; fill row oc of y_image (OC, OH*OW) with b[oc]; then y_image += w (OC, C*KH*KW) · cols with sgemm (beta = 1) (about 15 lines) | zh: 把 x_image 做 im2col 得到 cols；用 b[oc] 填满 y_image (OC, OH*OW) 的第 oc 行；再用 sgemm（beta = 1）做 y_image += w (OC, C*KH*KW) · cols（约 15 行） */
     const int OC = s->out_channels;
     const int K = s->in_channels * s->kernel_height * s->kernel_width; /* rows of cols: C*KH*KW */
     const int P = conv2d_out_height(s) * conv2d_out_width(s); /* columns of cols: OH*OW */
@@ -344,7 +367,7 @@ void conv2d_backward_im2col_image(const Conv2dShape *s, const float *x_image, co
                                   const float *dy_image, float *dx_image, float *dw_sum, float *cols, float *dcols,
                                   GemmBackend backend)
 {
-    /* BEGIN EXERCISE ch03.conv2d_backward_im2col: cols = im2col(x_image); dw_sum (OC, K) += dy_image (OC, P) · cols^T (sgemm, beta = 1); unless dx_image is NULL: dcols = w^T · dy_image (beta = 0), then col2im into dx_image (about 15 lines) */
+    /* BEGIN EXERCISE ch03.conv2d_backward_im2col: cols = im2col(x_image); dw_sum (OC, K) += dy_image (OC, P) · cols^T (sgemm, beta = 1); unless dx_image is NULL: dcols = w^T · dy_image (beta = 0), then col2im into dx_image (about 15 lines) | zh: cols = im2col(x_image)；dw_sum (OC, K) += dy_image (OC, P) · cols^T（sgemm，beta = 1）；除非 dx_image 为 NULL：dcols = w^T · dy_image（beta = 0），再 col2im 到 dx_image（约 15 行） */
     const int OC = s->out_channels;
     const int K = s->in_channels * s->kernel_height * s->kernel_width;
     const int P = conv2d_out_height(s) * conv2d_out_width(s);

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "course_error.h"
 #include "gemm.h"
 
 typedef struct Conv2dShape {
@@ -32,9 +33,14 @@ typedef struct Conv2dShape {
     int stride; /* step between neighbouring outputs, in input pixels */
 } Conv2dShape;
 
-/* (in + 2*padding - kernel) / stride + 1, or 0 when the kernel does not fit (in + 2*padding < kernel) or
- * stride < 1. */
+/* (in + 2*padding - kernel) / stride + 1, or 0 when the kernel does not fit (in + 2*padding < kernel), when
+ * stride < 1, or when padding < 0 (PyTorch's F.conv2d refuses a negative padding: "negative padding is not
+ * supported"). */
 int conv2d_output_size(int in, int kernel, int padding, int stride);
+
+/* 0 when PyTorch would accept the shape and it leaves at least one output pixel; otherwise -1, with err saying
+ * "<name>: <problem>": a size below 1, a negative padding, a stride below 1, or a kernel that does not fit. */
+int conv2d_shape_check(const Conv2dShape *s, const char *name, CourseError *err);
 
 /* OH and OW of a shape. */
 int conv2d_out_height(const Conv2dShape *s);

@@ -18,7 +18,7 @@
 
 void sgemm_naive(int m, int n, int k, const float *a, const float *b, float *c)
 {
-    /* BEGIN EXERCISE ch03.sgemm_naive: C[i][j] = sum over p of A[i][p] * B[p][j]; loops i, j, p (about 9 lines) */
+    /* BEGIN EXERCISE ch03.sgemm_naive: C[i][j] = sum over p of A[i][p] * B[p][j]; loops i, j, p (about 9 lines) | zh: C[i][j] = 对 p 求和 A[i][p] * B[p][j]；循环顺序 i, j, p（约 9 行） */
     for (int i = 0; i < m; ++i) {
         for (int j = 0; j < n; ++j) {
             float sum = 0.0f;
@@ -33,7 +33,7 @@ void sgemm_naive(int m, int n, int k, const float *a, const float *b, float *c)
 
 void sgemm_reordered(int m, int n, int k, const float *a, const float *b, float *c)
 {
-    /* BEGIN EXERCISE ch03.sgemm_reordered: zero row i of C, then for each p add A[i][p] * (row p of B) to it: loops i, p, j (about 11 lines) */
+    /* BEGIN EXERCISE ch03.sgemm_reordered: zero row i of C, then for each p add A[i][p] * (row p of B) to it: loops i, p, j (about 11 lines) | zh: 把 C 的第 i 行清零，再对每个 p 把 A[i][p] * (B 的第 p 行) 加上去：循环顺序 i, p, j（约 11 行） */
     for (int i = 0; i < m; ++i) {
         float *c_row = c + (size_t)i * n;
         for (int j = 0; j < n; ++j) {
@@ -62,7 +62,7 @@ static int min_int(int a, int b)
 
 void sgemm_blocked(int m, int n, int k, const float *a, const float *b, float *c)
 {
-    /* BEGIN EXERCISE ch03.sgemm_blocked: zero C; for tiles (j0 by BLOCK_N, p0 by BLOCK_K, i0 by BLOCK_M) run the i-p-j loops of sgemm_reordered inside the tile (about 22 lines) */
+    /* BEGIN EXERCISE ch03.sgemm_blocked: zero C; for tiles (j0 by BLOCK_N, p0 by BLOCK_K, i0 by BLOCK_M) run the i-p-j loops of sgemm_reordered inside the tile (about 22 lines) | zh: 把 C 清零；按分块（j0 步长 BLOCK_N，p0 步长 BLOCK_K，i0 步长 BLOCK_M）在块内运行 sgemm_reordered 的 i-p-j 循环（约 22 行） */
     for (size_t idx = 0; idx < (size_t)m * n; ++idx) {
         c[idx] = 0.0f;
     }
@@ -93,7 +93,7 @@ void sgemm_blocked(int m, int n, int k, const float *a, const float *b, float *c
 void gemm_pack_a(bool trans_a, const float *a, int lda, int row0, int col0, int mc, int kc, float alpha,
                  float *packed)
 {
-    /* BEGIN EXERCISE ch03.gemm_pack_a: for each micro-panel of MR rows, for p in [0, kc), write the MR values alpha * op(A)[row][col0 + p] (0 past row mc) (about 16 lines) */
+    /* BEGIN EXERCISE ch03.gemm_pack_a: for each micro-panel of MR rows, for p in [0, kc), write the MR values alpha * op(A)[row][col0 + p] (0 past row mc) (about 16 lines) | zh: 对每个 MR 行的微面板（micro-panel），对 p in [0, kc)，写入 MR 个值 alpha * op(A)[row][col0 + p]（超过第 mc 行为 0）（约 16 行） */
     for (int r0 = 0; r0 < mc; r0 += GEMM_MR) {
         float *panel = packed + (size_t)r0 * kc; /* each panel holds MR * kc floats */
         for (int p = 0; p < kc; ++p) {
@@ -113,7 +113,7 @@ void gemm_pack_a(bool trans_a, const float *a, int lda, int row0, int col0, int 
 
 void gemm_pack_b(bool trans_b, const float *b, int ldb, int row0, int col0, int kc, int nc, float *packed)
 {
-    /* BEGIN EXERCISE ch03.gemm_pack_b: for each micro-panel of NR columns, for p in [0, kc), write the NR values op(B)[row0 + p][col] (0 past column nc) (about 16 lines) */
+    /* BEGIN EXERCISE ch03.gemm_pack_b: for each micro-panel of NR columns, for p in [0, kc), write the NR values op(B)[row0 + p][col] (0 past column nc) (about 16 lines) | zh: 对每个 NR 列的微面板，对 p in [0, kc)，写入 NR 个值 op(B)[row0 + p][col]（超过第 nc 列为 0）（约 16 行） */
     for (int q0 = 0; q0 < nc; q0 += GEMM_NR) {
         float *panel = packed + (size_t)q0 * kc; /* each panel holds NR * kc floats */
         for (int p = 0; p < kc; ++p) {
@@ -139,7 +139,7 @@ typedef float Float8 __attribute__((vector_size(32)));
 
 void gemm_microkernel(int kc, const float *a_panel, const float *b_panel, float *c, int ldc, int mr, int nr)
 {
-    /* BEGIN EXERCISE ch03.gemm_microkernel: keep the MR x NR tile in 12 Float8 accumulators (two per row of A); for each p add a[p*MR + i] * (the two Float8 of b at p*NR) to row i; then add the first mr x nr entries to C (about 30 lines) */
+    /* BEGIN EXERCISE ch03.gemm_microkernel: keep the MR x NR tile in 12 Float8 accumulators (two per row of A); for each p add a[p*MR + i] * (the two Float8 of b at p*NR) to row i; then add the first mr x nr entries to C (about 30 lines) | zh: 把 MR x NR 的块放在 12 个 Float8 累加器里（A 的每行两个）；对每个 p，把 a[p*MR + i] * (b 在 p*NR 处的两个 Float8) 加到第 i 行；最后把前 mr x nr 个元素加到 C 上（约 30 行） */
     /* 6 rows x 2 vectors = 12 of the 16 AVX registers; per step p: 2 loads of B, 6 broadcasts of A, 12 FMAs. */
     Float8 acc[GEMM_MR][2];
     for (int i = 0; i < GEMM_MR; ++i) {
@@ -204,7 +204,7 @@ static void scale_c(int m, int n, float beta, float *c, int ldc)
 void sgemm_packed(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                   const float *b, int ldb, float beta, float *c, int ldc)
 {
-    /* BEGIN EXERCISE ch03.sgemm_packed: scale C by beta; then for column blocks jc (NC), depth blocks pc (KC): pack B, and for row blocks ic (MC): pack A and run the micro-kernel on every MR x NR tile (about 30 lines) */
+    /* BEGIN EXERCISE ch03.sgemm_packed: scale C by beta; then for column blocks jc (NC), depth blocks pc (KC): pack B, and for row blocks ic (MC): pack A and run the micro-kernel on every MR x NR tile (about 30 lines) | zh: 先把 C 乘以 beta；然后对列块 jc (NC)、深度块 pc (KC)：打包 B，再对行块 ic (MC)：打包 A，并在每个 MR x NR 的块上运行微内核（micro-kernel）（约 30 行） */
     scale_c(m, n, beta, c, ldc);
     if (m <= 0 || n <= 0 || k <= 0 || alpha == 0.0f) {
         return;

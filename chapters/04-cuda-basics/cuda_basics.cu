@@ -31,7 +31,7 @@ static int blocks_for(int n)
  * number of threads in the whole grid, so any n works with any grid size. */
 __global__ void vector_add_kernel(const float *a, const float *b, float *c, int n)
 {
-    /* BEGIN EXERCISE ch04.vector_add: start at this thread's global index blockIdx.x * blockDim.x + threadIdx.x and step by the grid's thread count blockDim.x * gridDim.x while i < n (about 3 lines) */
+    /* BEGIN EXERCISE ch04.vector_add: start at this thread's global index blockIdx.x * blockDim.x + threadIdx.x and step by the grid's thread count blockDim.x * gridDim.x while i < n (about 3 lines) | zh: 从本线程的全局下标 blockIdx.x * blockDim.x + threadIdx.x 开始，以网格（grid）的线程总数 blockDim.x * gridDim.x 为步长，直到 i >= n（约 3 行） */
     int stride = blockDim.x * gridDim.x;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         c[i] = a[i] + b[i];
@@ -140,7 +140,7 @@ void activation_backward(enum Ch04Activation f, const float *x, const float *dy,
  * so every step ends with __syncthreads() — reached by ALL threads of the block (it is outside the if). */
 __global__ void sum_tree_kernel(const float *x, float *partial, int n)
 {
-    /* BEGIN EXERCISE ch04.reduce_sum_tree: sum a grid-stride slice per thread into cache[threadIdx.x], barrier, then for stride = blockDim.x/2 down to 1: threads below stride add cache[t + stride], and EVERY thread waits at a barrier after each step; thread 0 writes partial[blockIdx.x] (about 15 lines) */
+    /* BEGIN EXERCISE ch04.reduce_sum_tree: sum a grid-stride slice per thread into cache[threadIdx.x], barrier, then for stride = blockDim.x/2 down to 1: threads below stride add cache[t + stride], and EVERY thread waits at a barrier after each step; thread 0 writes partial[blockIdx.x] (about 15 lines) | zh: 每个线程按网格跨步（grid-stride）把一段数据求和存入 cache[threadIdx.x]，同步屏障（barrier）；然后 stride 从 blockDim.x/2 减半到 1：下标小于 stride 的线程加上 cache[t + stride]，每一步之后所有线程都要在屏障处等待；线程 0 写 partial[blockIdx.x]（约 15 行） */
     extern __shared__ float cache[]; /* (blockDim.x) */
     float sum = 0.0f;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
@@ -188,7 +188,7 @@ __global__ void max_tree_kernel(const float *x, float *partial, int n)
  * added all 32 values. The 32 lanes exchange registers directly: no shared memory, no __syncthreads. */
 __device__ float warp_reduce_sum(float value)
 {
-    /* BEGIN EXERCISE ch04.warp_reduce_sum: for offset = 16, 8, 4, 2, 1 add __shfl_down_sync(0xffffffff, value, offset) to value, then return it (about 4 lines) */
+    /* BEGIN EXERCISE ch04.warp_reduce_sum: for offset = 16, 8, 4, 2, 1 add __shfl_down_sync(0xffffffff, value, offset) to value, then return it (about 4 lines) | zh: 对 offset = 16, 8, 4, 2, 1，把 __shfl_down_sync(0xffffffff, value, offset) 加到 value 上，然后返回它（约 4 行） */
     for (int offset = 16; offset > 0; offset /= 2) {
         value += __shfl_down_sync(0xffffffff, value, offset);
     }
@@ -323,7 +323,7 @@ int reduce_sum_partials(const float *x, int n, enum Ch04Reduction method, float 
  * nothing mathematically (it cancels) but keeps every exponent <= 0, so e^(...) cannot overflow. */
 __global__ void softmax_rows_kernel(const float *x, float *y, int cols)
 {
-    /* BEGIN EXERCISE ch04.softmax_rows: the row is x + blockIdx.x * cols; each thread strides over the columns from threadIdx.x by blockDim.x: m = block_reduce_max of the thread maxima, s = block_reduce_sum of e^(x - m), then write e^(x - m) / s (about 15 lines) */
+    /* BEGIN EXERCISE ch04.softmax_rows: the row is x + blockIdx.x * cols; each thread strides over the columns from threadIdx.x by blockDim.x: m = block_reduce_max of the thread maxima, s = block_reduce_sum of e^(x - m), then write e^(x - m) / s (about 15 lines) | zh: 该行为 x + blockIdx.x * cols；每个线程从 threadIdx.x 开始以 blockDim.x 为步长遍历各列：m = 各线程最大值的 block_reduce_max，s = e^(x - m) 的 block_reduce_sum，然后写出 e^(x - m) / s（约 15 行） */
     const float *row = x + (size_t)blockIdx.x * cols; /* (cols) */
     float *out = y + (size_t)blockIdx.x * cols; /* (cols) */
     float m = -INFINITY;
@@ -385,7 +385,7 @@ __global__ void softmax_xent_forward_kernel(const float *logits, const int32_t *
 __global__ void softmax_xent_backward_kernel(const float *probs, const int32_t *labels, float *dlogits, int batch,
                                              int classes)
 {
-    /* BEGIN EXERCISE ch04.softmax_xent_backward: grid-stride over the batch * classes elements; element i is row b = i / classes, column c = i % classes; subtract 1 where c is the row's label, divide by batch (about 6 lines) */
+    /* BEGIN EXERCISE ch04.softmax_xent_backward: grid-stride over the batch * classes elements; element i is row b = i / classes, column c = i % classes; subtract 1 where c is the row's label, divide by batch (about 6 lines) | zh: 以网格跨步遍历 batch * classes 个元素；元素 i 在第 b = i / classes 行、第 c = i % classes 列；在 c 等于该行 label 处减 1，再除以 batch（约 6 行） */
     int total = batch * classes;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += blockDim.x * gridDim.x) {
         int b = i / classes, c = i % classes;

@@ -23,9 +23,9 @@ END = "<!-- ch05-table:end -->"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGETS = [os.path.join(ROOT, "chapters", "05-sgemm", "README.md"), os.path.join(ROOT, "docs", "benchmarks.md")]
 
-NOT_MEASURED = ("**Not measured yet: no GPU in this session.** The kernels are checked in the CPU simulator "
-                "(`ctest -L ch05`), which says nothing about speed. Run `build/bin/sgemm_bench --json FILE` on a GPU, "
-                "then `/usr/bin/python3 chapters/05-sgemm/make_table.py FILE --date ... --machine ...` to fill this in.")
+NOT_MEASURED = ("**Not measured yet.** The kernels are checked in the CPU simulator (`ctest -L ch05`), which says "
+                "nothing about speed. The figures come from `build/bin/sgemm_bench --json FILE` run on a GPU; "
+                "`/usr/bin/python3 chapters/05-sgemm/make_table.py FILE --date ... --machine ...` writes them here.")
 
 
 def fail(message):

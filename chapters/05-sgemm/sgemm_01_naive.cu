@@ -20,7 +20,7 @@ static constexpr int NAIVE_BLOCK = 32;
 __global__ void sgemm_naive_kernel(int m, int n, int k, float alpha, const float *a, const float *b, float beta,
                                    float *c)
 {
-    /* BEGIN EXERCISE ch05.sgemm_naive: row = blockIdx.x * blockDim.x + threadIdx.x, col from the y indices; if both are inside C, acc = sum over p < k of a[row * k + p] * b[p * n + col], then sgemm_store(&c[row * n + col], alpha, acc, beta) (about 8 lines) */
+    /* BEGIN EXERCISE ch05.sgemm_naive: row = blockIdx.x * blockDim.x + threadIdx.x, col from the y indices; if both are inside C, acc = sum over p < k of a[row * k + p] * b[p * n + col], then sgemm_store(&c[row * n + col], alpha, acc, beta) (about 8 lines) | zh: row = blockIdx.x * blockDim.x + threadIdx.x，col 由 y 方向的下标求出；若两者都在 C 之内，acc = 对 p < k 求和 a[row * k + p] * b[p * n + col]，然后 sgemm_store(&c[row * n + col], alpha, acc, beta)（约 8 行） */
     const int row = blockIdx.x * blockDim.x + threadIdx.x;
     const int col = blockIdx.y * blockDim.y + threadIdx.y;
     if (row < m && col < n) {

@@ -22,7 +22,7 @@ static constexpr int TILE = 32;
 __global__ void sgemm_tiled_kernel(int m, int n, int k, float alpha, const float *a, const float *b, float beta,
                                    float *c)
 {
-    /* BEGIN EXERCISE ch05.sgemm_tiled: declare two shared-memory arrays a_tile and b_tile of TILE x TILE floats; row = blockIdx.y * TILE + threadIdx.y, col = blockIdx.x * TILE + threadIdx.x; for k0 = 0, TILE, ... < k: load a[row][k0 + threadIdx.x] and b[k0 + threadIdx.y][col] (0 outside the matrix), __syncthreads(), add the TILE products a_tile[ty][p] * b_tile[p][tx], __syncthreads(); finally sgemm_store if row < m and col < n (about 20 lines) */
+    /* BEGIN EXERCISE ch05.sgemm_tiled: declare two shared-memory arrays a_tile and b_tile of TILE x TILE floats; row = blockIdx.y * TILE + threadIdx.y, col = blockIdx.x * TILE + threadIdx.x; for k0 = 0, TILE, ... < k: load a[row][k0 + threadIdx.x] and b[k0 + threadIdx.y][col] (0 outside the matrix), __syncthreads(), add the TILE products a_tile[ty][p] * b_tile[p][tx], __syncthreads(); finally sgemm_store if row < m and col < n (about 20 lines) | zh: 声明两个 TILE x TILE 个 float 的共享内存（shared memory）数组 a_tile 和 b_tile；row = blockIdx.y * TILE + threadIdx.y，col = blockIdx.x * TILE + threadIdx.x；对 k0 = 0, TILE, ... < k：载入 a[row][k0 + threadIdx.x] 和 b[k0 + threadIdx.y][col]（矩阵外为 0），__syncthreads()，累加 TILE 个乘积 a_tile[ty][p] * b_tile[p][tx]，__syncthreads()；最后在 row < m 且 col < n 时 sgemm_store（约 20 行） */
     __shared__ float a_tile[TILE][TILE]; /* (TILE rows of A, TILE values of k) */
     __shared__ float b_tile[TILE][TILE]; /* (TILE values of k, TILE columns of B) */
     const int tx = threadIdx.x;

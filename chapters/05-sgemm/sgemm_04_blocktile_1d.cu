@@ -26,7 +26,7 @@ static_assert(THREADS == BM * BK && THREADS == BK * BN, "each thread loads one f
 __global__ void sgemm_blocktile_1d_kernel(int m, int n, int k, float alpha, const float *a, const float *b,
                                           float beta, float *c)
 {
-    /* BEGIN EXERCISE ch05.sgemm_1d_blocktile: shared a_tile (BM * BK) and b_tile (BK * BN); thread t loads a_tile[t] = A[block_row + t / BK][k0 + t % BK] and b_tile[t] = B[k0 + t / BN][block_col + t % BN] (0 outside), barrier; then for each p < BK: b_val = b_tile[p * BN + t % BN], and acc[i] += a_tile[((t / BN) * TM + i) * BK + p] * b_val for i < TM; barrier; finally store the TM results of rows block_row + (t / BN) * TM + i (about 30 lines) */
+    /* BEGIN EXERCISE ch05.sgemm_1d_blocktile: shared a_tile (BM * BK) and b_tile (BK * BN); thread t loads a_tile[t] = A[block_row + t / BK][k0 + t % BK] and b_tile[t] = B[k0 + t / BN][block_col + t % BN] (0 outside), barrier; then for each p < BK: b_val = b_tile[p * BN + t % BN], and acc[i] += a_tile[((t / BN) * TM + i) * BK + p] * b_val for i < TM; barrier; finally store the TM results of rows block_row + (t / BN) * TM + i (about 30 lines) | zh: 共享内存 a_tile (BM * BK) 和 b_tile (BK * BN)；线程 t 载入 a_tile[t] = A[block_row + t / BK][k0 + t % BK] 和 b_tile[t] = B[k0 + t / BN][block_col + t % BN]（矩阵外为 0），屏障；然后对每个 p < BK：b_val = b_tile[p * BN + t % BN]，对 i < TM 累加 acc[i] += a_tile[((t / BN) * TM + i) * BK + p] * b_val；屏障；最后写出第 block_row + (t / BN) * TM + i 行的 TM 个结果（约 30 行） */
     __shared__ float a_tile[BM * BK]; /* (BM, BK) */
     __shared__ float b_tile[BK * BN]; /* (BK, BN) */
     const int block_row = blockIdx.y * BM;

@@ -27,7 +27,7 @@ static_assert(THREADS % BK == 0 && THREADS % BN == 0, "the tile loads below need
 __global__ void sgemm_blocktile_2d_kernel(int m, int n, int k, float alpha, const float *a, const float *b,
                                           float beta, float *c)
 {
-    /* BEGIN EXERCISE ch05.sgemm_2d_blocktile: as kernel 04, but each thread loads BM * BK / THREADS floats of each tile (rows t / BK + i * THREADS / BK of A), and for each p copies reg_a[i] = a_tile[(thread_row * TM + i) * BK + p] and reg_b[j] = b_tile[p * BN + thread_col * TN + j], then acc[i][j] += reg_a[i] * reg_b[j]; store the TM x TN results (about 40 lines) */
+    /* BEGIN EXERCISE ch05.sgemm_2d_blocktile: as kernel 04, but each thread loads BM * BK / THREADS floats of each tile (rows t / BK + i * THREADS / BK of A), and for each p copies reg_a[i] = a_tile[(thread_row * TM + i) * BK + p] and reg_b[j] = b_tile[p * BN + thread_col * TN + j], then acc[i][j] += reg_a[i] * reg_b[j]; store the TM x TN results (about 40 lines) | zh: 同内核 04，但每个线程载入每块中的 BM * BK / THREADS 个 float（A 的第 t / BK + i * THREADS / BK 行），对每个 p 复制 reg_a[i] = a_tile[(thread_row * TM + i) * BK + p] 和 reg_b[j] = b_tile[p * BN + thread_col * TN + j]，再 acc[i][j] += reg_a[i] * reg_b[j]；写出 TM x TN 个结果（约 40 行） */
     __shared__ float a_tile[BM * BK]; /* (BM, BK) */
     __shared__ float b_tile[BK * BN]; /* (BK, BN) */
     const int block_row = blockIdx.y * BM;

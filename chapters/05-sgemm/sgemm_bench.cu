@@ -45,7 +45,7 @@ typedef struct Problem {
     int m, n, k;
 } Problem;
 
-/* The trainer's GEMMs at batch 64 (network of COURSE.md, padding 0): conv2 is 32 -> 64 channels, 3x3, on
+/* The trainer's GEMMs at batch 64 (chapter 03's network, cnn.h, padding 0): conv2 is 32 -> 64 channels, 3x3, on
  * 26x26 -> 24x24 maps, so its im2col matrix is (32*3*3 = 288, 64*24*24 = 36864); fc1 is 9216 -> 128. */
 static const Problem TRAINER_SHAPES[] = {
     {"conv2 forward: Y = W Xcol", 64, 36864, 288},

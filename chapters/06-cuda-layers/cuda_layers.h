@@ -9,10 +9,14 @@
  * Layout NCHW, row-major, shapes beside every array, as in chapter 03 (conv.h, cnn_layers.h), whose CPU
  * layers are the reference for every function here. Backward functions OVERWRITE their outputs.
  *
+ * This header is the chapter's whole API: it includes cuda_gemm.h and cuda_conv.h, and declares the layers
+ * that cuda_layers.cu implements (chapter 03's twins: cnn_layers.h, and chapter 02's layers.h for the loss
+ * and SGD).
+ *
  *   gemm_gpu                  row-major SGEMM: cuBLAS, this chapter's shared-memory tiled kernel, or chapter
- *                             05's best kernel
+ *                             05's best kernel                                               (cuda_gemm.h)
  *   conv2d_*_gpu              convolution: im2col + GEMM, or direct kernels; bias + ReLU fused into the
- *                             forward's epilogue, the ReLU mask applied in backward
+ *                             forward's epilogue, the ReLU mask applied in backward           (cuda_conv.h)
  *   maxpool2_*_gpu            2x2 max pooling with argmax, ties and NaN as PyTorch
  *   dropout_*_gpu             inverted dropout, the mask from Philox (common/philox.h) = the CPU's mask
  *   linear_*_gpu              fully connected layer Y = X W^T + b (+ ReLU), W (out, in)
@@ -32,91 +36,8 @@
 
 #include <cuda_runtime.h>
 
-#ifdef __cplusplus
-extern "C" { /* chapter 03's headers are C; this file's .cu are C++ */
-#endif
-#include "conv.h" /* chapter 03: Conv2dShape and its size helpers (plain host functions) */
-#ifdef __cplusplus
-}
-#endif
-
-/* Threads per block of the one-thread-per-element kernels. */
-#define CH06_THREADS 256
-/* Tile edge of the tiled GEMM kernel: a 16x16 block computes a 16x16 tile of C. */
-#define CH06_TILE 16
-
-/* ---- The stream ------------------------------------------------------------------------------------------ */
-
-/* Every later launch of this chapter's functions, and the cuBLAS handle's work, goes to `stream` (as
- * cublasSetStream does for cuBLAS). Chapter 07 gives a stream it created, because a CUDA Graph can only be
- * captured from such a stream, never from the legacy default stream 0. Chapter 05's kernel (GPU_GEMM_CH05)
- * is launched by chapter 05's code on the default stream whatever is set here: it keeps its place in the
- * order (the legacy stream waits for, and is waited for by, every stream made by cudaStreamCreate), but
- * cannot be captured. */
-void cuda_layers_set_stream(cudaStream_t stream);
-cudaStream_t cuda_layers_stream(void);
-
-/* ---- GEMM ------------------------------------------------------------------------------------------------ */
-
-typedef enum GpuGemm {
-    GPU_GEMM_CUBLAS = 0, /* cublasSgemm (a handle created once, on first use) */
-    GPU_GEMM_TILED = 1, /* gemm_tiled_kernel below: shared-memory tiles, one output per thread */
-    GPU_GEMM_CH05 = 2, /* chapter 05's sgemm_07_warptile for untransposed, contiguous products (lda == k,
-                        * ldb == ldc == n); the tiled kernel for the others, which chapter 05's kernels do
-                        * not take (a transposed operand, or a stride) */
-} GpuGemm;
-
-/* C = alpha * op(A) · op(B) + beta * C, row-major, the arguments of cblas_sgemm(CblasRowMajor, ...) and of
- * chapter 03's sgemm: op(A) (m, k), op(B) (k, n), C (m, n) with row strides lda, ldb, ldc. beta == 0
- * overwrites C (NaN in C does not leak through). m, n, k >= 1. */
-void gemm_gpu(GpuGemm backend, bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
-              int lda, const float *b, int ldb, float beta, float *c, int ldc);
-
-/* "cublas", "tiled" or "ch05". */
-const char *gpu_gemm_name(GpuGemm backend);
-
-/* Destroy the cuBLAS handle gemm_gpu created (if any). Optional, at the end of a program. */
-void gemm_gpu_shutdown(void);
-
-/* ---- Convolution ----------------------------------------------------------------------------------------- */
-
-typedef enum ConvAlgorithm {
-    CONV_IM2COL_CUBLAS = 0, /* im2col, then one GEMM over the whole batch (cuBLAS) */
-    CONV_IM2COL_TILED = 1, /* the same with the tiled GEMM kernel */
-    CONV_DIRECT = 2, /* one thread per output (forward), per input / weight element (backward) */
-    CONV_IM2COL_CH05 = 3, /* im2col with chapter 05's kernel: the forward GEMM (untransposed) runs on
-                           * sgemm_07_warptile; the backward's two GEMMs have a transposed operand and run on
-                           * the tiled kernel (see GPU_GEMM_CH05) */
-} ConvAlgorithm;
-
-const char *conv_algorithm_name(ConvAlgorithm algorithm);
-
-/* Floats of device workspace the convolution needs (0 for CONV_DIRECT). The im2col path unfolds the WHOLE
- * batch, so that one GEMM does the layer: cols (C*KH*KW, N*OH*OW), plus the GEMM's output in (OC, N*OH*OW)
- * order. The workspace can be shared by all layers (size it for the largest); it holds nothing between
- * calls. */
-size_t conv2d_gpu_workspace_floats(const Conv2dShape *s, ConvAlgorithm algorithm);
-
-/* y = conv(x, w) + b, then ReLU when `relu` (the fused epilogue).
- * x (N, C, H, W), w (OC, C, KH, KW), b (OC), y (N, OC, OH, OW); workspace as above. */
-void conv2d_forward_gpu(ConvAlgorithm algorithm, const Conv2dShape *s, const float *x, const float *w,
-                        const float *b, float *y, bool relu, float *workspace);
-
-/* The gradients of the layer above for upstream gradient dy (N, OC, OH, OW). With `relu`, y (N, OC, OH, OW)
- * is that forward's output and dy is first multiplied by relu'(.) = (y > 0); without, y is not read (may be
- * NULL). dx (N, C, H, W) may be NULL (the first layer needs none); dw (OC, C, KH, KW), db (OC).
- * The im2col path recomputes im2col(x) in the workspace rather than keeping it from the forward. */
-void conv2d_backward_gpu(ConvAlgorithm algorithm, const Conv2dShape *s, const float *x, const float *w,
-                         const float *y, const float *dy, bool relu, float *dx, float *dw, float *db,
-                         float *workspace);
-
-/* The pieces of the im2col path, public so that the tests check each one.
- * im2col of the whole batch: cols[(c*KH + kh)*KW + kw][n*OH*OW + oh*OW + ow] =
- *   x[n][c][oh*stride + kh - padding][ow*stride + kw - padding] (0 in the padding).  cols (C*KH*KW, N*OH*OW) */
-void conv2d_im2col_gpu(const Conv2dShape *s, const float *x, float *cols);
-/* Its adjoint: dx[n][c][ih][iw] = the sum of every entry of dcols (C*KH*KW, N*OH*OW) that im2col copied from
- * that pixel, computed as a gather (one thread per pixel of dx: no atomics). dx (N, C, H, W) overwritten. */
-void conv2d_col2im_gpu(const Conv2dShape *s, const float *dcols, float *dx);
+#include "cuda_conv.h" /* the convolution (cuda_conv.cu) */
+#include "cuda_gemm.h" /* the stream, the launch sizes and the GEMM (cuda_gemm.cu) */
 
 /* ---- Max pooling 2x2, stride 2 --------------------------------------------------------------------------- */
 

@@ -1,20 +1,15 @@
 /* checkpoint.h — Chapter 07: save and resume a training run of the CNN as a .safetensors file.
  *
- * What a checkpoint must hold for `--resume` to continue EXACTLY where the run stopped (the next step computes
- * the same numbers as if the run had never stopped):
+ * The checkpoint module itself is the course's, shared by all three trainers: common/train_checkpoint.h says
+ * what a checkpoint must hold for `--resume` to continue EXACTLY where the run stopped (weights AND momentum,
+ * the position in the epoch, the random streams, the settings, the history) and how it is written (atomically:
+ * temp file, fsync, rename) and refused (another network, another architecture, a damaged file). The CNN's
+ * description for it (its tensors under PyTorch's names, its architecture) is chapter 03's cnn_checkpoint.h, so
+ * chapter 03's cnn_train writes the same format. This header keeps chapter 07's interface over them: save and
+ * load the CNN, and, for programs that USE a trained network, load one whose shape the file gives.
  *
- *   - the weights and the SGD momentum buffers (tensors "conv1.weight", ..., "momentum_buffer.conv1.weight",
- *     ...): momentum is state too — without it the first steps after a resume would differ;
- *   - where the run is: completed epochs, steps done in the current epoch, the global step count (the dropout
- *     masks' Philox offset is 2 * global_step + layer, so no dropout state needs saving beyond it);
- *   - the shuffling generator's state at the start of the current epoch: replaying that epoch's shuffle gives
- *     the same order, and the run skips the batches already done;
- *   - the hyperparameters and the architecture, so that a mismatched resume is refused with a clear message;
- *   - the history of finished epochs and the current epoch's running loss, so the final summary is whole.
- *
- * Everything but the tensors goes into the file's "__metadata__" (strings, as the format requires; floats
- * printed with 17 significant digits so they read back bit for bit). The tensor names are PyTorch's
- * state_dict keys, so `load_checkpoint.py` (this folder) loads the weights into torch's model as they are.
+ * On the GPU path the dropout masks are Philox draws keyed by 2 * global_step + layer (gpu_cnn.h), so no
+ * dropout state needs saving beyond the step count.
  */
 #ifndef CH07_CHECKPOINT_H
 #define CH07_CHECKPOINT_H
@@ -23,34 +18,13 @@
 #include <stdint.h>
 
 #include "cnn.h"
+#include "cnn_checkpoint.h"
 #include "course_error.h"
 #include "rng.h"
+#include "train_checkpoint.h" /* TrainState, CHECKPOINT_MAX_EPOCHS */
 
-#define CHECKPOINT_FORMAT "course-mnist-cnn"
-#define CHECKPOINT_FORMAT_VERSION "1"
-#define CHECKPOINT_MAX_EPOCHS 1000
-
-typedef struct TrainState {
-    int epoch; /* completed epochs */
-    size_t step_in_epoch; /* batches done in the current (unfinished) epoch; 0 at an epoch boundary */
-    uint64_t global_step; /* SGD steps done since the start of the run */
-    Rng loader_rng; /* the shuffling stream as it was right before the current epoch's shuffle */
-    double epoch_loss_sum; /* the current epoch so far: sum of batch loss * batch size */
-    size_t epoch_samples; /* ... and samples */
-
-    /* Settings of the run (checked or reused on resume). */
-    int seed, batch;
-    double lr, momentum;
-    size_t train_count; /* training samples per epoch (after --train-limit) */
-    size_t test_count; /* test images each evaluation used (after --test-limit): test_accuracy is over these */
-    char device[8]; /* "cpu" or "cuda": informational, both draw the same dropout masks */
-    char data[512]; /* the data folder: informational */
-
-    /* Finished epochs: test accuracy (fraction), test loss, mean train loss of epochs 1..epoch. */
-    double test_accuracy[CHECKPOINT_MAX_EPOCHS], test_loss[CHECKPOINT_MAX_EPOCHS], train_loss[CHECKPOINT_MAX_EPOCHS];
-    double train_seconds; /* training time so far (evaluation excluded) */
-    size_t trained_samples;
-} TrainState;
+#define CHECKPOINT_FORMAT CNN_CHECKPOINT_FORMAT
+#define CHECKPOINT_FORMAT_VERSION CNN_CHECKPOINT_FORMAT_VERSION
 
 /* Write net's parameters and momentum and the state to path, atomically (temp file + rename: a crash at any
  * moment leaves the previous checkpoint or the new one, never half of one). Returns 0 or -1 with err. */

@@ -1,6 +1,8 @@
 /* checkpoint_info.c — print what a .safetensors file holds: its metadata, and each tensor's dtype, shape and
  * value range. Any safetensors file works (PyTorch's, Hugging Face's); the file is fully validated first
- * (common/safetensors.h), so this is also the quickest way to ask "is this checkpoint intact?".
+ * (common/safetensors.h), so this is also the quickest way to ask "is this checkpoint intact?". For the
+ * course's own checkpoints (common/train_checkpoint.h: mlp_train's, cnn_train's, mnist_train's) it first says
+ * which network and trainer the file is of and where its run stands.
  *
  *   build/bin/checkpoint_info run.safetensors
  *   build/bin/checkpoint_info --meta data_crc32 run.safetensors     # print one metadata value (scripts, tests)
@@ -57,6 +59,16 @@ int main(int argc, char **argv)
         return 0;
     }
     printf("%s: valid safetensors file, %zu tensors, %zu bytes of data\n", path, f.n_tensors, f.data_size);
+    const char *format = safetensors_meta(&f, "format");
+    if (format != NULL && strncmp(format, "course-", 7) == 0) {
+        const char *trainer = safetensors_meta(&f, "trainer"), *epoch = safetensors_meta(&f, "epoch");
+        const char *step = safetensors_meta(&f, "step_in_epoch"), *accuracy = safetensors_meta(&f, "test_accuracy");
+        printf("a checkpoint of the course's %s network, written by %s: after epoch %s%s%s%s%s%s\n", format + 7,
+               trainer != NULL && trainer[0] != '\0' ? trainer : "a trainer of this course", epoch ? epoch : "?",
+               step && strcmp(step, "0") != 0 ? ", " : "", step && strcmp(step, "0") != 0 ? step : "",
+               step && strcmp(step, "0") != 0 ? " steps into the next" : "", accuracy ? ", test accuracy " : "",
+               accuracy ? accuracy : "");
+    }
     printf("metadata:\n");
     for (size_t i = 0; i < f.n_meta; ++i) {
         printf("  %-24s %.100s%s\n", f.meta[i].key, f.meta[i].value, strlen(f.meta[i].value) > 100 ? "..." : "");

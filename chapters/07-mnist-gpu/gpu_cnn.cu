@@ -178,7 +178,7 @@ __global__ void gather_normalize_kernel(const uint8_t *images, const int32_t *al
                                         const uint64_t *first_base, size_t first_add, int n, int pixels, float *x,
                                         int32_t *labels)
 {
-    /* BEGIN EXERCISE ch07.gather_normalize: first = first_add + (first_base ? *first_base : 0); for each i < n*pixels (grid-stride): b = i / pixels, p = i % pixels; sample = order ? order[first + b] : first + b; x[i] = (images[sample*pixels + p] / 255.0f - MNIST_MEAN) / MNIST_STD; the thread with p == 0 also writes labels[b] = all_labels[sample] (about 10 lines) */
+    /* BEGIN EXERCISE ch07.gather_normalize: first = first_add + (first_base ? *first_base : 0); for each i < n*pixels (grid-stride): b = i / pixels, p = i % pixels; sample = order ? order[first + b] : first + b; x[i] = (images[sample*pixels + p] / 255.0f - MNIST_MEAN) / MNIST_STD; the thread with p == 0 also writes labels[b] = all_labels[sample] (about 10 lines) | zh: first = first_add + (first_base ? *first_base : 0)；对每个 i < n*pixels（网格跨步）：b = i / pixels，p = i % pixels；sample = order ? order[first + b] : first + b；x[i] = (images[sample*pixels + p] / 255.0f - MNIST_MEAN) / MNIST_STD；p == 0 的线程还要写 labels[b] = all_labels[sample]（约 10 行） */
     const size_t first = first_add + (first_base != NULL ? *first_base : 0);
     const size_t total = (size_t)n * pixels;
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (size_t)blockDim.x * gridDim.x) {
@@ -198,7 +198,7 @@ __global__ void gather_normalize_kernel(const uint8_t *images, const int32_t *al
 __global__ void score_rows_kernel(const float *logits, const int32_t *labels, int n, int classes, size_t first,
                                   float *loss, int32_t *predicted)
 {
-    /* BEGIN EXERCISE ch07.score_rows: one thread per row r < n of logits (n, classes): best = the first index of the largest logit; loss = max + log(sum_k exp(z_k - max)) - z[label] (NaN for a label outside [0, classes)); write loss[first + r] and predicted[first + r] (about 20 lines) */
+    /* BEGIN EXERCISE ch07.score_rows: one thread per row r < n of logits (n, classes): best = the first index of the largest logit; loss = max + log(sum_k exp(z_k - max)) - z[label] (NaN for a label outside [0, classes)); write loss[first + r] and predicted[first + r] (about 20 lines) | zh: logits (n, classes) 每行 r < n 一个线程：best = 最大 logit 的第一个下标；loss = max + log(sum_k exp(z_k - max)) - z[label]（label 不在 [0, classes) 内时为 NaN）；写 loss[first + r] 和 predicted[first + r]（约 20 行） */
     const int row = blockIdx.x * blockDim.x + threadIdx.x;
     if (row >= n) {
         return;

@@ -1,4 +1,5 @@
-/* gpu_cnn.h — Chapter 07: COURSE.md's CNN trained on the GPU, one whole training step without the host.
+/* gpu_cnn.h — Chapter 07: the course's CNN (chapter 03's cnn.h) trained on the GPU, one whole training step
+ * without the host.
  *
  * Chapter 06 gave every layer as a GPU function; this file strings them into the network of chapter 03
  * (cnn.h) and keeps EVERYTHING on the device for the whole run:

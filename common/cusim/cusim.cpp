@@ -82,12 +82,14 @@ __attribute__((format(printf, 2, 3))) cudaError_t report(cudaError_t code, const
 
 /* ------------------------------------------------------------------------------------------------ */
 /* Device memory: every cudaMalloc block is NaN-filled (contents are undefined on a GPU) and, outside ASan,
- * surrounded by guard bytes that are checked after every launch and at cudaFree.                    */
+ * surrounded by guard bytes that are checked after every launch and at cudaFree. Like CUDA's, the pointer
+ * cudaMalloc returns is 256-byte aligned (a kernel may rely on that for its float2/float4 accesses).    */
 
+constexpr size_t DEVICE_ALIGNMENT = 256;
 #ifdef CUSIM_ASAN
 constexpr size_t GUARD = 0; /* ASan's own redzones do the job, and see reads too */
 #else
-constexpr size_t GUARD = 64;
+constexpr size_t GUARD = DEVICE_ALIGNMENT; /* a multiple of 256: raw + GUARD keeps raw's alignment */
 #endif
 constexpr unsigned char GUARD_BYTE = 0xA5;
 
@@ -884,6 +886,71 @@ void trap(const char *file, int line, const char *what)
 }
 
 /* ------------------------------------------------------------------------------------------------ */
+/* Misaligned accesses (cudaErrorMisalignedAddress)                                                  */
+
+#ifdef CUSIM_ALIGNMENT_CHECK
+/* The simulated code is compiled with -fsanitize=alignment (cmake/CourseCuda.cmake): before each load or
+ * store the compiler checks that the address is a multiple of the type's alignment (16 for float4, 8 for
+ * float2) and, if not, calls __ubsan_handle_type_mismatch_v1 with the file, line, type and alignment. The
+ * UBSan runtime is not linked in this build: the simulator defines that one function itself, so that a
+ * misaligned access in a kernel is reported and fails the launch as a GPU would, instead of being undefined
+ * behaviour on the CPU. (In the ASan + UBSan build the real runtime reports it, and this is not compiled.)
+ * The structures are the compiler's, as GCC's and Clang's UBSan runtimes declare them; extern "C" gives the
+ * handlers their plain C names although they sit in namespace cusim. */
+struct UbsanSourceLocation {
+    const char *file;
+    uint32_t line;
+    uint32_t column;
+};
+struct UbsanTypeDescriptor {
+    uint16_t kind;
+    uint16_t info;
+    char name[1]; /* the type's name, as written in the source, NUL-terminated */
+};
+struct UbsanTypeMismatch {
+    UbsanSourceLocation location;
+    const UbsanTypeDescriptor *type;
+    unsigned char log_alignment; /* the type's alignment is 1 << log_alignment */
+    unsigned char check_kind; /* what the access was: see access_kind */
+};
+
+static const char *access_kind(unsigned char kind)
+{
+    static const char *const names[] = {"load of", "store to", "reference binding to", "member access within",
+                                        "member call on", "constructor call on"};
+    return kind < sizeof names / sizeof names[0] ? names[kind] : "access to";
+}
+
+extern "C" void __ubsan_handle_type_mismatch_v1(UbsanTypeMismatch *data, uintptr_t pointer)
+{
+    const size_t alignment = (size_t)1 << data->log_alignment;
+    const UbsanSourceLocation &at = data->location;
+    if (!active) {
+        fflush(stdout);
+        fprintf(stderr, "cusim: %s:%u: %s misaligned address %p for type %s, which requires %zu-byte alignment "
+                        "(in host code)\n", at.file, at.line, access_kind(data->check_kind), (void *)pointer,
+                data->type->name, alignment);
+        abort();
+    }
+    char who[128];
+    describe_thread(who, sizeof who, *active->current);
+    report(cudaErrorMisalignedAddress,
+           "%s:%u: %s misaligned address %p for type %s, which requires %zu-byte alignment (the address is %zu "
+           "bytes past a multiple of %zu), in %s" LAUNCH_SITE_FMT,
+           at.file, at.line, access_kind(data->check_kind), (void *)pointer, data->type->name, alignment,
+           (size_t)(pointer % alignment), alignment, who, LAUNCH_SITE_ARGS);
+    fail_in_thread(cudaErrorMisalignedAddress);
+}
+
+/* The variant the compiler calls with -fno-sanitize-recover: the same (fail_in_thread never returns). */
+extern "C" void __ubsan_handle_type_mismatch_v1_abort(UbsanTypeMismatch *data, uintptr_t pointer)
+{
+    __ubsan_handle_type_mismatch_v1(data, pointer);
+    abort();
+}
+#endif
+
+/* ------------------------------------------------------------------------------------------------ */
 /* Launch                                                                                            */
 
 cudaError_t launch(const LaunchConfig &config, const void *kernel, void (*body)(void *), void *context)
@@ -930,13 +997,14 @@ cudaError_t launch(const LaunchConfig &config, const void *kernel, void (*body)(
     state.failed = false;
     state.failure = cudaSuccess;
     state.dynamic_size = config.dynamic_shared;
-#ifdef CUSIM_ASAN
-    /* Exactly the requested size, so that ASan sees an overrun of dynamic shared memory. */
-    state.dynamic_shared = static_cast<unsigned char *>(malloc(config.dynamic_shared ? config.dynamic_shared : 1));
-#else
-    size_t rounded = (config.dynamic_shared + 255) / 256 * 256;
-    state.dynamic_shared = static_cast<unsigned char *>(aligned_alloc(256, rounded ? rounded : 256));
-#endif
+    /* 256-byte aligned, as on a GPU (so `extern __shared__ float4 x[]` is aligned), and exactly the requested
+     * size, so that ASan sees an overrun of dynamic shared memory. */
+    void *dynamic_block = nullptr;
+    if (posix_memalign(&dynamic_block, DEVICE_ALIGNMENT, config.dynamic_shared ? config.dynamic_shared : 1) != 0) {
+        fprintf(stderr, "cusim: out of memory allocating %zu bytes of dynamic shared memory\n", config.dynamic_shared);
+        abort();
+    }
+    state.dynamic_shared = static_cast<unsigned char *>(dynamic_block);
     state.static_shared = 0;
     state.opted_in = limit != DEFAULT_SHARED_LIMIT;
     std::vector<unsigned> order_buffer(threads);
@@ -1060,7 +1128,13 @@ cudaError_t cudaMalloc(void **ptr, size_t size)
         return cusim::report(cudaErrorInvalidValue, "cudaMalloc: null pointer for the result");
     }
     *ptr = nullptr;
-    unsigned char *raw = static_cast<unsigned char *>(malloc(size + 2 * cusim::GUARD + (size == 0)));
+    /* posix_memalign, not aligned_alloc: the size need not be a multiple of the alignment, and under ASan
+     * the block is then exactly `size` bytes, so that ASan sees an access just past it. */
+    void *block = nullptr;
+    unsigned char *raw = nullptr;
+    if (posix_memalign(&block, cusim::DEVICE_ALIGNMENT, size + 2 * cusim::GUARD + (size == 0)) == 0) {
+        raw = static_cast<unsigned char *>(block);
+    }
     if (!raw) {
         return cusim::report(cudaErrorMemoryAllocation, "cudaMalloc: out of memory allocating %zu bytes", size);
     }
@@ -1101,7 +1175,10 @@ cudaError_t cudaFree(void *ptr)
 cudaError_t cudaMallocHost(void **ptr, size_t size)
 {
     RETURN_IF_STICKY();
-    *ptr = malloc(size ? size : 1);
+    *ptr = nullptr;
+    if (posix_memalign(ptr, cusim::DEVICE_ALIGNMENT, size ? size : 1) != 0) {
+        *ptr = nullptr;
+    }
     return *ptr ? cudaSuccess
                 : cusim::report(cudaErrorMemoryAllocation, "cudaMallocHost: out of memory allocating %zu bytes", size);
 }
@@ -1239,6 +1316,7 @@ const char *cudaGetErrorName(cudaError_t error)
     case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
     case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
     case cudaErrorAssert: return "cudaErrorAssert";
+    case cudaErrorMisalignedAddress: return "cudaErrorMisalignedAddress";
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorIllegalState: return "cudaErrorIllegalState";
     case cudaErrorNotSupported: return "cudaErrorNotSupported";
@@ -1267,6 +1345,7 @@ const char *cudaGetErrorString(cudaError_t error)
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
     case cudaErrorAssert: return "device-side assert triggered";
+    case cudaErrorMisalignedAddress: return "misaligned address";
     case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
     case cudaErrorNotSupported: return "operation not supported";

@@ -18,8 +18,16 @@
  * or returns, and only then does another thread of the block run. Thread order is chosen by the environment
  * variable CUSIM_ORDER=forward|reverse|random[:SEED] (default forward), so that a missing barrier changes
  * the result in some order. Misuse (a barrier reached by part of a block, a bad shuffle mask, too many
- * threads or too much shared memory, a write past a cudaMalloc'ed buffer) is printed on stderr with the file
- * and line and returned to the host as a CUDA error, like a real launch failure.
+ * threads or too much shared memory, a write past a cudaMalloc'ed buffer, a float2/float4 access at an address
+ * that is not a multiple of 8/16) is printed on stderr with the file and line and returned to the host as a
+ * CUDA error, like a real launch failure.
+ *
+ * Alignment: as on a GPU, cudaMalloc and dynamic shared memory are 256-byte aligned, a __shared__ array is
+ * aligned to its type (or its __align__), and a kernel's local variables are aligned to their type (each
+ * fiber's stack is 16-byte aligned as the x86-64 ABI requires). A misaligned vector access, which a GPU
+ * reports as cudaErrorMisalignedAddress, is found by compiling the simulated code with -fsanitize=alignment:
+ * the compiler checks every access's alignment, and cusim.cpp (not the UBSan runtime) provides the function
+ * it calls on a misaligned one, which reports the kernel, file:line and address and fails the launch.
  *
  * Sanitizers: with -DCOURSE_SANITIZE=ON (AddressSanitizer) the fibers are announced to ASan and device
  * buffers are exact heap blocks, so an out-of-bounds access in a kernel stops at its line. With
@@ -119,6 +127,7 @@ enum cudaError {
     cudaErrorIllegalAddress = 700,
     cudaErrorLaunchOutOfResources = 701,
     cudaErrorAssert = 710,
+    cudaErrorMisalignedAddress = 716,
     cudaErrorLaunchFailure = 719,
     cudaErrorNotSupported = 801,
     cudaErrorStreamCaptureUnsupported = 900,

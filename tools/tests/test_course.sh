@@ -32,6 +32,17 @@ run() {
     printf '$ tools/course %s   -> exit %d\n' "$*" "$status"
 }
 
+# run_lang LANG ARGS... : run ARGS with that LANG (and LC_ALL, LC_MESSAGES unset, so that LANG decides).
+run_lang() {
+    local lang=$1
+    shift
+    (cd "$ROOT" && env -u LC_ALL -u LC_MESSAGES LANG="$lang" "$COURSE" "$@") >"$WORK/out" 2>"$WORK/err"
+    status=$?
+    out=$(cat "$WORK/out")
+    err=$(cat "$WORK/err")
+    printf '$ LANG=%s tools/course %s   -> exit %d\n' "$lang" "$*" "$status"
+}
+
 expect_status() { [ "$status" -eq "$1" ] || fail "expected exit status $1, got $status${err:+; stderr: $err}"; }
 expect_failure() { [ "$status" -ne 0 ] || fail "expected a non-zero exit status, got 0"; }
 expect_out() { grep -q -F -- "$1" "$WORK/out" || fail "stdout lacks \"$1\"; it was: $out"; }
@@ -54,6 +65,95 @@ case_hint() {
     expect_out "relu() in chapters/01-activations/activations.c"
     expect_out "chapters/01-activations/README.md"
     printf '%s\n' "$out"
+}
+
+# The Chinese hint of a marker (after " | zh: "): printed by `hint` when LANG starts with zh, kept in the stub's
+# TODO comment, and read back from a stub.
+case_hint_zh() {
+    run_lang zh_CN.UTF-8 hint ch01.relu
+    expect_status 0
+    expect_out "x > 0 时返回 x，否则返回 0"
+    expect_out "（约 1 行）"
+    expect_out "return x for x > 0, else 0"
+    run_lang C.UTF-8 hint ch01.relu
+    expect_status 0
+    grep -q "时返回" "$WORK/out" && fail "hint printed the Chinese hint with LANG=C.UTF-8"
+    run exercises --preview chapters/01-activations/activations.c --only ch01.relu
+    expect_status 0
+    expect_out "/* TODO(ch01.relu): return x for x > 0, else 0; NaN must stay NaN (about 1 line) | zh: x > 0 时返回 x"
+    # A stub read back (as in a student edition): both hints, in their own columns.
+    mkdir -p "$WORK/chapters/01-activations"
+    cp "$WORK/out" "$WORK/chapters/01-activations/activations.c"
+    (cd "$WORK" && awk -v mode=scan -f "$ROOT/tools/markers.awk" chapters/01-activations/activations.c) >"$WORK/scan.tsv" ||
+        fail "the scan of the stubbed file failed"
+    awk -F '\t' '$1 == "ch01.relu" && $6 == "stub" && $8 ~ /NaN must stay NaN \(about 1 line\)$/ && $9 ~ /^x > 0 时返回 x/ { ok = 1 }
+        END { exit !ok }' "$WORK/scan.tsv" || fail "the stub of ch01.relu does not give back both hints: $(cat "$WORK/scan.tsv")"
+    # Every exercise of the course has its Chinese hint.
+    awk -F '\t' '$9 == "" { print "no Chinese hint: " $1 " (" $2 ":" $3 ")"; bad = 1 } END { exit bad }' \
+        < <(cd "$ROOT" && awk -v mode=scan -f tools/markers.awk $(cd "$ROOT" && find chapters -name '*.c' -o -name '*.cu' -o -name '*.h' -o -name '*.cuh' | LC_ALL=C sort)) ||
+        fail "exercises without a Chinese hint (above)"
+    printf '%s\n' "$out" | grep TODO
+}
+
+# status, test and hint in Chinese (LANG=zh_CN.UTF-8), on a tiny course of its own: one chapter, one exercise,
+# three tests (one passes, one reaches a stub, one fails), so that nothing of the real course is built.
+case_messages_zh() {
+    local mini="$WORK/mini"
+    rm -rf "$mini"
+    mkdir -p "$mini/tools" "$mini/chapters/01-mini"
+    cp "$ROOT/tools/course" "$ROOT/tools/markers.awk" "$mini/tools/"
+    cat >"$mini/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.25)
+project(mini NONE)
+enable_testing()
+add_test(NAME mini.passes COMMAND sh -c "exit 0")
+add_test(NAME mini.stub COMMAND sh -c "echo 'ch01.twice is not implemented yet (see chapters/01-mini/README.md)'; exit 1")
+add_test(NAME mini.fails COMMAND sh -c "echo 'mismatch at 3'; exit 1")
+set_tests_properties(mini.passes mini.stub mini.fails PROPERTIES LABELS ch01)
+CMAKE
+    cat >"$mini/chapters/01-mini/mini.c" <<'C'
+int twice(int x);
+
+int twice(int x)
+{
+    /* BEGIN EXERCISE ch01.twice: return 2 * x (about 1 line) | zh: 返回 2 * x（约 1 行） */
+    return 2 * x;
+    /* END EXERCISE */
+}
+C
+    printf '# Mini\n' >"$mini/chapters/01-mini/README.md"
+    printf '# 迷你\n' >"$mini/chapters/01-mini/README.zh.md"
+    local course_env=(env -u LC_ALL -u LC_MESSAGES LANG=zh_CN.UTF-8 COURSE_BUILD_DIR="$WORK/mini-build")
+    (cd "$mini" && "${course_env[@]}" tools/course status) >"$WORK/out" 2>"$WORK/err"
+    status=$?; out=$(cat "$WORK/out"); err=$(cat "$WORK/err")
+    printf '$ LANG=zh_CN.UTF-8 tools/course status   -> exit %d\n%s\n' "$status" "$out"
+    expect_out "进度"
+    expect_out "1/3 个测试通过"
+    expect_out "1 个失败"
+    expect_out "1 个练习未实现"
+    expect_out "下一步：\`tools/course test 01\` 会显示第 01 章哪里出了错。"
+    (cd "$mini" && "${course_env[@]}" tools/course test 01) >"$WORK/out" 2>"$WORK/err"
+    status=$?; out=$(cat "$WORK/out"); err=$(cat "$WORK/err")
+    printf '$ LANG=zh_CN.UTF-8 tools/course test 01   -> exit %d\n%s\n' "$status" "$out"
+    expect_status 1
+    expect_out "正在运行第 01 章的测试"
+    expect_out "还没有实现：ch01.twice"
+    expect_out "查看提示：\`tools/course hint ch01.twice\`"
+    (cd "$mini" && "${course_env[@]}" tools/course hint ch01.twice) >"$WORK/out" 2>"$WORK/err"
+    status=$?; out=$(cat "$WORK/out"); err=$(cat "$WORK/err")
+    expect_status 0
+    expect_out "返回 2 * x（约 1 行）"
+    expect_out "课文：  chapters/01-mini/README.zh.md"
+    (cd "$mini" && "${course_env[@]}" tools/course test 7) >"$WORK/out" 2>"$WORK/err"
+    status=$?; out=$(cat "$WORK/out"); err=$(cat "$WORK/err")
+    expect_failure
+    expect_err "没有第 07 章"
+    # The English messages are unchanged without zh.
+    (cd "$mini" && env -u LC_ALL -u LC_MESSAGES LANG=C.UTF-8 COURSE_BUILD_DIR="$WORK/mini-build" tools/course test 01) >"$WORK/out" 2>"$WORK/err"
+    status=$?; out=$(cat "$WORK/out"); err=$(cat "$WORK/err")
+    expect_status 1
+    expect_out "Running the tests of chapter 01"
+    expect_out "1/3 tests passing  (1 failing, 1 exercise not implemented)"
 }
 
 case_hint_unknown() {
@@ -189,11 +289,12 @@ case_fixture_duplicate_ids() { refused duplicate_ids "duplicate exercise ID ch01
 case_fixture_wrong_chapter() { refused wrong_chapter "its ID must start with ch01."; }
 case_fixture_not_whole_body() { refused not_whole_body "is not a whole function body"; }
 case_fixture_malformed_marker() { refused malformed_marker "malformed marker"; }
+case_fixture_empty_zh() { refused empty_zh "the Chinese hint after \"| zh:\" is empty"; }
 case_fixture_function_pointer() { refused function_pointer "function-pointer parameters are not supported"; }
 
-CASES="hint hint_unknown list check usage preview_signatures student_edition out_refuses
+CASES="hint hint_zh messages_zh hint_unknown list check usage preview_signatures student_edition out_refuses
 fixture_begin_without_end fixture_end_without_begin fixture_nested fixture_duplicate_ids fixture_wrong_chapter
-fixture_not_whole_body fixture_malformed_marker fixture_function_pointer"
+fixture_not_whole_body fixture_malformed_marker fixture_function_pointer fixture_empty_zh"
 
 if [ "${1:-}" = --list ]; then
     printf '%s\n' $CASES

@@ -5,12 +5,14 @@
  *   build/bin/cnn_bench --threads 2 --repeats 7 --json bench.json
  *   /usr/bin/python3 chapters/03-cnn-cpu/bench/cnn_bench.py --exe build/bin/cnn_bench   # with PyTorch
  *
- * Three tables:
+ * Four tables:
  *   1. SGEMM, one thread: the progression (naive, reordered, blocked, packed) and OpenBLAS at 1024^3, then own
  *      packed vs OpenBLAS at the GEMM shapes of the network's training step;
  *   2. conv2 of the network (batch 64, 32 -> 64 channels, 26x26 -> 24x24): direct, im2col + own GEMM,
  *      im2col + OpenBLAS, forward and forward + backward, --threads threads;
- *   3. one full training step at batch 64 (forward, loss, backward, SGD), --threads threads.
+ *   3. one full training step at batch 64 (forward, loss, backward, SGD), --threads threads;
+ *   4. fc1 (batch 64, 9216 -> 128), forward + backward, one thread: chapter 02's loops against the GEMM layer
+ *      (linear_*_gemm on OpenBLAS), and their ratio.
  * Every figure is the median of --repeats runs (the machine may be shared: medians resist a busy neighbour).
  * Benchmarks are programs, never tests: nothing here asserts a speed.
  */
@@ -24,10 +26,12 @@
 #endif
 
 #include "cnn.h"
+#include "cnn_layers.h"
 #include "conv.h"
 #include "course_error.h"
 #include "file_util.h"
 #include "gemm.h"
+#include "layers.h" /* chapter 02: linear_forward / linear_backward, the loops */
 #include "rng.h"
 #include "testing.h"
 #include "timer.h"
@@ -36,7 +40,7 @@
 #define MAX_RESULTS 64
 
 typedef struct Result {
-    char table[16]; /* "gemm", "conv2", "step" */
+    char table[16]; /* "gemm", "conv2", "step", "fc1" */
     char name[64];
     double seconds; /* median */
     double gflops; /* 0 when not meaningful */
@@ -258,6 +262,55 @@ static void bench_step(int threads, int repeats, Rng *rng)
     free(x);
 }
 
+/* ---- 4. fc1: chapter 02's loops against the GEMM layer ------------------------------------------------- */
+
+static double time_fc1(bool gemm, int repeats, const float *x, const float *w, const float *b, float *y,
+                       const float *dy, float *dx, float *dw, float *db)
+{
+    const int batch = 64, in = 9216, out = 128;
+    double *times = xmalloc((size_t)repeats * sizeof *times);
+    for (int r = -1; r < repeats; ++r) { /* r = -1: the warm-up */
+        const double t0 = timer_seconds();
+        if (gemm) {
+            linear_forward_gemm(x, w, b, y, batch, in, out, GEMM_OPENBLAS);
+            linear_backward_gemm(x, w, dy, dx, dw, db, batch, in, out, GEMM_OPENBLAS);
+        } else {
+            linear_forward(x, w, b, y, batch, in, out);
+            linear_backward(x, w, dy, dx, dw, db, batch, in, out);
+        }
+        if (r >= 0) {
+            times[r] = timer_seconds() - t0;
+        }
+    }
+    const double t = median(times, repeats);
+    free(times);
+    return t;
+}
+
+static void bench_fc1(int repeats, Rng *rng)
+{
+    const int batch = 64, in = 9216, out = 128;
+    printf("\n4. fc1 (batch 64, 9216 -> 128), forward + backward, one thread\n");
+    float *x = xmalloc((size_t)batch * in * sizeof *x), *w = xmalloc((size_t)out * in * sizeof *w);
+    float *b = xmalloc(out * sizeof *b), *y = xmalloc((size_t)batch * out * sizeof *y);
+    float *dy = xmalloc((size_t)batch * out * sizeof *dy), *dx = xmalloc((size_t)batch * in * sizeof *dx);
+    float *dw = xmalloc((size_t)out * in * sizeof *dw), *db = xmalloc(out * sizeof *db);
+    fill_random(x, (size_t)batch * in, rng);
+    fill_random(w, (size_t)out * in, rng);
+    fill_random(b, out, rng);
+    fill_random(dy, (size_t)batch * out, rng);
+    const double flops = 3.0 * 2.0 * batch * in * out; /* forward, dx and dW: three products of this size */
+    const double loops = time_fc1(false, repeats, x, w, b, y, dy, dx, dw, db);
+    record("fc1", "chapter 02's loops fwd+bwd", loops, flops);
+    const double gemm = time_fc1(true, repeats, x, w, b, y, dy, dx, dw, db);
+    record("fc1", "linear_*_gemm (OpenBLAS) fwd+bwd", gemm, flops);
+    printf("  loops / GEMM: %.1f\n", loops / gemm);
+    float *all[] = {x, w, b, y, dy, dx, dw, db};
+    for (size_t i = 0; i < COUNT_OF(all); ++i) {
+        free(all[i]);
+    }
+}
+
 /* ---- main ------------------------------------------------------------------------------------------------ */
 
 static void cpu_model(char *out, size_t size)
@@ -308,7 +361,7 @@ int main(int argc, char **argv)
     FlagSpec flags[] = {
         {"--threads", FLAG_INT, &threads, 1, 1024, "threads for the convolution and training-step tables"},
         {"--repeats", FLAG_INT, &repeats, 1, 1000, "timed runs per figure (the median is reported)"},
-        {"--only", FLAG_STRING, &only, 0, 0, "one table: gemm, conv2, step (default: all)"},
+        {"--only", FLAG_STRING, &only, 0, 0, "one table: gemm, conv2, step, fc1 (default: all)"},
         {"--json", FLAG_STRING, &json_path, 0, 0, "write the results to this JSON file"},
     };
     CourseError err;
@@ -320,8 +373,9 @@ int main(int argc, char **argv)
     if (parsed != FLAGS_OK) {
         error_exit(&err);
     }
-    if (strcmp(only, "all") != 0 && strcmp(only, "gemm") != 0 && strcmp(only, "conv2") != 0 && strcmp(only, "step") != 0) {
-        die("--only: '%s' is not one of: all, gemm, conv2, step", only);
+    if (strcmp(only, "all") != 0 && strcmp(only, "gemm") != 0 && strcmp(only, "conv2") != 0 &&
+        strcmp(only, "step") != 0 && strcmp(only, "fc1") != 0) {
+        die("--only: '%s' is not one of: all, gemm, conv2, step, fc1", only);
     }
     char cpu[256];
     cpu_model(cpu, sizeof cpu);
@@ -343,6 +397,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(only, "all") == 0 || strcmp(only, "step") == 0) {
         bench_step(threads, repeats, &rng);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    if (strcmp(only, "all") == 0 || strcmp(only, "fc1") == 0) {
+        bench_fc1(repeats, &rng);
     }
     if (json_path != NULL) {
         if (write_json(json_path, cpu, threads, repeats, &err) != 0) {

@@ -37,7 +37,7 @@ except ImportError:
 
 
 class Net(nn.Module):
-    """PyTorch's examples/mnist network (COURSE.md), padding 0."""
+    """PyTorch's examples/mnist network, the course's (README.md, "Chapters"; chapters/03-cnn-cpu/cnn.h), padding 0."""
 
     def __init__(self):
         super().__init__()

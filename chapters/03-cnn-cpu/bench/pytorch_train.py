@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""pytorch_train.py — the PyTorch reference run for the trainers' accuracy bars: COURSE.md's network trained in
-PyTorch with the settings of cnn_train / mnist_train (batch 64, SGD lr 0.01 momentum 0.9, MNIST normalisation
-0.1307 / 0.3081, reshuffled every epoch, last partial batch kept), then its test accuracy.
+"""pytorch_train.py — the PyTorch reference run for the trainers' accuracy bars: the course's network (README.md,
+"Chapters"; chapters/03-cnn-cpu/cnn.h) trained in PyTorch with the settings of cnn_train / mnist_train (batch 64,
+SGD lr 0.01 momentum 0.9, MNIST normalisation 0.1307 / 0.3081, reshuffled every epoch, last partial batch kept),
+then its test accuracy.
 
     /usr/bin/python3 chapters/03-cnn-cpu/bench/pytorch_train.py --data /usr/share/datasets/fashion-mnist \\
         --epochs 2 --seed 1
@@ -56,6 +57,16 @@ def load_split(folder, prefix):
     return x, torch.tensor(labels.astype(np.int64))
 
 
+def sgd_epoch(net, optimizer, x_train, y_train, batch_size=64):
+    """One epoch of the trainers' recipe: a fresh torch.randperm order, batches of 64, the last one partial."""
+    order = torch.randperm(len(x_train))
+    for first in range(0, len(x_train), batch_size):
+        batch = order[first:first + batch_size]
+        optimizer.zero_grad()
+        F.cross_entropy(net(x_train[batch]), y_train[batch]).backward()
+        optimizer.step()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "..", "data"))
@@ -71,12 +82,7 @@ def main():
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
     for epoch in range(1, args.epochs + 1):
         net.train()
-        order = torch.randperm(len(x_train))
-        for first in range(0, len(x_train), 64):
-            batch = order[first:first + 64]
-            optimizer.zero_grad()
-            F.cross_entropy(net(x_train[batch]), y_train[batch]).backward()
-            optimizer.step()
+        sgd_epoch(net, optimizer, x_train, y_train)
         net.eval()
         with torch.no_grad():
             correct = sum((net(x_test[i:i + 1000]).argmax(1) == y_test[i:i + 1000]).sum().item()

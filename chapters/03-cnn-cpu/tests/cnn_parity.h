@@ -20,7 +20,7 @@
 #include "cnn.h"
 #include "npy.h"
 
-/* The parity network: COURSE.md's architecture at a narrower width (8 and 16 channels, 32 hidden units), so
+/* The parity network: the course's architecture (cnn.h) at a narrower width (8 and 16 channels, 32 hidden units), so
  * that the golden files stay small; see reference/ch03_cnn.py. */
 CnnConfig cnn_parity_config(int padding);
 

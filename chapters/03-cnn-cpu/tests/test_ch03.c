@@ -379,6 +379,9 @@ static int test_conv_output_size(const TestContext *ctx)
         {28, 3, 0, 1, 26}, {26, 3, 0, 1, 24}, {28, 3, 1, 1, 28}, {13, 3, 1, 2, 7}, {11, 3, 0, 2, 5},
         {7, 3, 2, 1, 9}, {9, 5, 1, 1, 7}, {3, 3, 0, 1, 1}, {2, 3, 0, 1, 0}, {2, 3, 1, 1, 2}, {10, 3, 0, 0, 0},
         {1, 1, 0, 1, 1}, {8, 2, 0, 2, 4},
+        /* a negative padding is refused (PyTorch: "negative padding is not supported"), even where
+         * (in + 2*padding - kernel) / stride + 1 would come out positive */
+        {28, 3, -1, 1, 0}, {9, 3, -2, 1, 0}, {5, 1, -1, 2, 0},
     };
     bool ok = true;
     for (size_t i = 0; i < COUNT_OF(cases); ++i) {
@@ -388,8 +391,50 @@ static int test_conv_output_size(const TestContext *ctx)
                          c[0], c[1], c[2], c[3], got, c[4]);
     }
     if (ok) {
-        printf("ok conv2d_output_size: %zu cases, including (28 + 2*1 - 3)/1 + 1 = 28 and a kernel that does not fit\n",
-               COUNT_OF(cases));
+        printf("ok conv2d_output_size: %zu cases, including (28 + 2*1 - 3)/1 + 1 = 28, a kernel that does not fit "
+               "and negative paddings (0)\n", COUNT_OF(cases));
+    }
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
+/* conv2d_shape_check accepts what PyTorch accepts and names the problem otherwise; cnn_create passes on its
+ * message for a negative padding. */
+static int test_conv_shape_check(const TestContext *ctx)
+{
+    (void)ctx;
+    static const struct {
+        Conv2dShape shape;
+        const char *expected; /* a part of the message, or NULL: accepted */
+    } cases[] = {
+        {{2, 3, 13, 13, 5, 3, 3, 1, 2}, NULL},
+        {{1, 1, 3, 3, 1, 3, 3, 0, 1}, NULL},
+        {{1, 1, 28, 28, 32, 3, 3, -1, 1}, "padding -1 is negative"},
+        {{1, 1, 28, 28, 32, 3, 3, 0, 0}, "stride 0"},
+        {{1, 1, 2, 2, 32, 3, 3, 0, 1}, "does not fit"},
+        {{0, 1, 28, 28, 32, 3, 3, 0, 1}, "at least 1"},
+    };
+    bool ok = true;
+    for (size_t i = 0; i < COUNT_OF(cases); ++i) {
+        CourseError err = {{0}};
+        const int result = conv2d_shape_check(&cases[i].shape, "conv", &err);
+        if (cases[i].expected == NULL) {
+            ok &= check_true(result == 0, "case %zu must be accepted, got: %s", i, err.message);
+        } else {
+            ok &= check_true(result != 0 && strstr(err.message, cases[i].expected) != NULL,
+                             "case %zu must be refused with a message containing '%s', got %d: '%s'", i,
+                             cases[i].expected, result, err.message);
+        }
+    }
+    Cnn net;
+    CourseError err = {{0}};
+    const int created = cnn_create(&net, cnn_default_config(-1), 2, GEMM_OWN, &err);
+    ok &= check_true(created != 0 && strstr(err.message, "padding -1 is negative") != NULL,
+                     "cnn_create with padding -1 must be refused, saying why; got %d: '%s'", created, err.message);
+    if (created == 0) {
+        cnn_destroy(&net);
+    }
+    if (ok) {
+        printf("ok conv2d_shape_check: %zu shapes; cnn_create(padding -1) refused: %s\n", COUNT_OF(cases), err.message);
     }
     return ok ? TEST_PASS : TEST_FAIL;
 }
@@ -963,6 +1008,48 @@ static int run_parity(const TestContext *ctx, int padding)
 static int test_net_parity_p0(const TestContext *ctx) { return run_parity(ctx, 0); }
 static int test_net_parity_p1(const TestContext *ctx) { return run_parity(ctx, 1); }
 
+/* The gradient with respect to the input images (cnn_backward_from_logits with d_input), which chapter 09's
+ * saliency maps use: the parity network with padding 1 at its initial weights, no dropout, 3 images, a random
+ * upstream gradient of the logits, against PyTorch's autograd (reference/ch03_cnn.py, gen_input_grad). */
+static int test_net_input_gradient(const TestContext *ctx)
+{
+    set_threads(2);
+    Cnn net;
+    CourseError err;
+    if (cnn_create(&net, cnn_parity_config(1), CNN_PARITY_BATCH, GEMM_OPENBLAS, &err) != 0) {
+        printf("FAIL %s\n", err.message);
+        return TEST_FAIL;
+    }
+    CnnParity parity;
+    NpyArray x, dlogits, dx_expected;
+    if (!cnn_parity_load(ctx->golden_dir, 1, &net, &parity)) { /* the initial weights net_p1_init_* */
+        cnn_destroy(&net);
+        return TEST_FAIL;
+    }
+    cnn_parity_free(&parity);
+    if (!load_f32(ctx, "net_input_grad_x", &x) || !load_f32(ctx, "net_input_grad_dlogits", &dlogits) ||
+        !load_f32(ctx, "net_input_grad_dx", &dx_expected)) {
+        cnn_destroy(&net);
+        return TEST_FAIL;
+    }
+    const int batch = (int)x.shape[0];
+    cnn_forward(&net, x.data, batch, false);
+    memcpy(net.d_logits, dlogits.data, dlogits.count * sizeof(float));
+    float *dx = nan_filled(x.count); /* (3, 1, 28, 28) */
+    cnn_backward_from_logits(&net, batch, dx);
+    /* Each input pixel's gradient sums over 9 conv1 positions x 8 channels, after conv2's 72-term sums and the
+     * fully connected layers: float32 rounding stays near 1e-7 of the largest values (|dx| <= 0.03 here), so
+     * 1e-6 absolute is 3e-5 of them. */
+    bool ok = check_close("d logits . dlogits / dx (3, 1, 28, 28)", dx, dx_expected.data, x.count, x.shape, 4, 1e-6,
+                          1e-4);
+    free(dx);
+    npy_free(&x);
+    npy_free(&dlogits);
+    npy_free(&dx_expected);
+    cnn_destroy(&net);
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
 typedef struct GradcheckNet {
     Cnn *net;
     const float *x;
@@ -1051,6 +1138,7 @@ static const TestCase CASES[] = {
     {"gemm.microkernel", test_gemm_microkernel},
     {"gemm.openblas", test_gemm_openblas},
     {"conv.output_size", test_conv_output_size},
+    {"conv.shape_check", test_conv_shape_check},
     {"conv.forward_direct", test_conv_forward_direct},
     {"conv.backward_input_direct", test_conv_backward_input_direct},
     {"conv.backward_weight_direct", test_conv_backward_weight_direct},
@@ -1074,6 +1162,7 @@ static const TestCase CASES[] = {
     {"net.parity_p0", test_net_parity_p0},
     {"net.parity_p1", test_net_parity_p1},
     {"net.gradcheck", test_net_gradcheck},
+    {"net.input_gradient", test_net_input_gradient},
 };
 
 int main(int argc, char **argv)

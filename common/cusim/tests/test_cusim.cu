@@ -839,6 +839,129 @@ static int test_asan_shared_out_of_bounds(const TestContext *ctx)
     return TEST_FAIL;
 }
 
+/* ---- Alignment: what CUDA guarantees, and a misaligned vector access reported as on a GPU ------------ */
+
+/* Writes the addresses of its shared arrays, its dynamic shared memory and (per thread) two local vectors. */
+__global__ void report_addresses(unsigned long long *out, int n_threads)
+{
+    __shared__ float odd[3]; /* 12 bytes first, so that an array after it is not aligned by accident */
+    __shared__ float4 shared_vec[3];
+    __shared__ __align__(16) float tile[5];
+    extern __shared__ float4 dynamic[];
+    float4 local_vec = make_float4(1.0f, 2.0f, 3.0f, (float)threadIdx.x);
+    float2 local_pair = make_float2(1.0f, (float)threadIdx.x);
+    if (threadIdx.x == 0) { /* (one thread touches the shared arrays: no barrier needed) */
+        odd[0] = 1.0f;
+        shared_vec[0] = local_vec;
+        tile[0] = local_pair.x;
+        dynamic[0] = shared_vec[0];
+        out[0] = (unsigned long long)(uintptr_t)shared_vec;
+        out[1] = (unsigned long long)(uintptr_t)tile;
+        out[2] = (unsigned long long)(uintptr_t)dynamic;
+    }
+    /* Every thread is a fiber with its own stack: each one's locals must be aligned. */
+    out[3 + threadIdx.x] = (unsigned long long)(uintptr_t)&local_vec;
+    out[3 + n_threads + threadIdx.x] = (unsigned long long)(uintptr_t)&local_pair;
+}
+
+/* cudaMalloc: 256-byte aligned whatever the size; shared arrays aligned to their type; dynamic shared memory
+ * 256-byte aligned; a kernel's local float4/float2 16/8-byte aligned in every thread. */
+static int test_alignment_guarantees(const TestContext *ctx)
+{
+    (void)ctx;
+    fresh_device();
+    bool ok = true;
+    const size_t sizes[] = {1, 3, 4, 7, 100, 1000, 4097};
+    void *buffers[COUNT_OF(sizes)];
+    for (size_t i = 0; i < COUNT_OF(sizes); i++) {
+        ok &= check_true(cudaMalloc(&buffers[i], sizes[i]) == cudaSuccess, "cudaMalloc(%zu)", sizes[i]);
+        ok &= check_true((uintptr_t)buffers[i] % 256 == 0, "cudaMalloc(%zu) returned %p: not 256-byte aligned",
+                         sizes[i], buffers[i]);
+    }
+    void *host = NULL;
+    ok &= check_true(cudaMallocHost(&host, 7) == cudaSuccess && (uintptr_t)host % 256 == 0,
+                     "cudaMallocHost(7) returned %p: not 256-byte aligned", host);
+    cudaFreeHost(host);
+    const int n_threads = 64;
+    unsigned long long *d_out;
+    cudaMalloc(&d_out, (3 + 2 * n_threads) * sizeof(unsigned long long));
+    report_addresses<<<2, n_threads, 100>>>(d_out, n_threads);
+    ok &= check_true(cudaGetLastError() == cudaSuccess, "launch failed: %s", cusimLastErrorMessage());
+    unsigned long long addresses[3 + 2 * 64];
+    cudaMemcpy(addresses, d_out, sizeof addresses, cudaMemcpyDeviceToHost);
+    ok &= check_true(addresses[0] % 16 == 0, "__shared__ float4[3] at %#llx: not 16-byte aligned", addresses[0]);
+    ok &= check_true(addresses[1] % 16 == 0, "__shared__ __align__(16) float[5] at %#llx: not 16-byte aligned",
+                     addresses[1]);
+    ok &= check_true(addresses[2] % 256 == 0, "dynamic shared memory at %#llx: not 256-byte aligned", addresses[2]);
+    for (int t = 0; t < n_threads; t++) {
+        ok &= check_true(addresses[3 + t] % 16 == 0, "thread %d's local float4 at %#llx: not 16-byte aligned", t,
+                         addresses[3 + t]);
+        ok &= check_true(addresses[3 + n_threads + t] % 8 == 0, "thread %d's local float2 at %#llx: not 8-byte "
+                         "aligned", t, addresses[3 + n_threads + t]);
+    }
+    for (size_t i = 0; i < COUNT_OF(sizes); i++) {
+        cudaFree(buffers[i]);
+    }
+    cudaFree(d_out);
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
+/* Reads x[offset .. offset+3] as one float4: a 16-byte access, so x + offset must be 16-byte aligned. */
+__global__ void load_float4_at(const float *x, int offset, float *out)
+{
+    const float4 v = *reinterpret_cast<const float4 *>(x + offset); /* BUG when offset % 4 != 0 */
+    out[threadIdx.x] = v.x + v.y + v.z + v.w;
+}
+
+/* Writes (1, 2) to x[offset], x[offset+1] as one float2: x + offset must be 8-byte aligned. */
+__global__ void store_float2_at(float *x, int offset)
+{
+    if (threadIdx.x == 0) {
+        *reinterpret_cast<float2 *>(x + offset) = make_float2(1.0f, 2.0f); /* BUG when offset is odd */
+    }
+}
+
+/* One misaligned launch: cudaErrorMisalignedAddress (sticky, as on a GPU) and a report naming the kernel,
+ * the line of the access, the type and the address. */
+static bool expect_misaligned(const char *kernel, const char *type, const void *address)
+{
+    bool ok = expect_error(cudaGetLastError(), cudaErrorMisalignedAddress, kernel, "misaligned address");
+    char address_text[32];
+    snprintf(address_text, sizeof address_text, "%p", address);
+    const char *message = cusimLastErrorMessage();
+    ok &= check_true(strstr(message, "test_cusim.cu:") != NULL, "the report names the line: %s", message);
+    ok &= check_true(strstr(message, kernel) != NULL, "the report names the kernel %s: %s", kernel, message);
+    ok &= check_true(strstr(message, type) != NULL, "the report names the type %s: %s", type, message);
+    ok &= check_true(strstr(message, address_text) != NULL, "the report gives the address %s: %s", address_text,
+                     message);
+    ok &= check_true(cudaDeviceSynchronize() == cudaErrorMisalignedAddress, "and the error is sticky");
+    cudaDeviceReset();
+    return ok;
+}
+
+/* Under ASan + UBSan (COURSE_SANITIZE) the first misaligned load stops the program with UBSan's report
+ * naming this file and line (CTest checks for that report). */
+static int test_bad_misaligned_vector(const TestContext *ctx)
+{
+    (void)ctx;
+    fresh_device();
+    float *d_x, *d_out;
+    cudaMalloc(&d_x, 64 * sizeof(float));
+    cudaMalloc(&d_out, 32 * sizeof(float));
+    cudaMemset(d_x, 0, 64 * sizeof(float));
+    load_float4_at<<<1, 32>>>(d_x, 4, d_out); /* 16 bytes in: aligned */
+    bool ok = check_true(cudaGetLastError() == cudaSuccess, "aligned float4 load: %s", cusimLastErrorMessage());
+    store_float2_at<<<1, 32>>>(d_x, 2); /* 8 bytes in: aligned */
+    ok &= check_true(cudaGetLastError() == cudaSuccess, "aligned float2 store: %s", cusimLastErrorMessage());
+    load_float4_at<<<1, 32>>>(d_x, 1, d_out);
+    ok &= expect_misaligned("load_float4_at", "float4", d_x + 1);
+    store_float2_at<<<1, 32>>>(d_x, 3);
+    ok &= expect_misaligned("store_float2_at", "float2", d_x + 3);
+    cudaFree(d_x);
+    cudaFree(d_out);
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
 /* ---- Speed: a 256^3 shared-memory tiled SGEMM must take about a second, not tens of seconds -------- */
 
 #define TILE 16
@@ -1154,6 +1277,8 @@ static const TestCase cases[] = {
     {"bad.shuffle_lane_returned", test_bad_shuffle_lane_returned},
     {"bad.out_of_bounds", test_bad_out_of_bounds},
     {"asan.shared_out_of_bounds", test_asan_shared_out_of_bounds},
+    {"alignment.guarantees", test_alignment_guarantees},
+    {"bad.misaligned_vector", test_bad_misaligned_vector},
 };
 
 int main(int argc, char **argv)
