@@ -347,5 +347,9 @@ char *request_answer_json(int digit, const float *probabilities, int classes, lo
 
 char *request_error_json(const char *message)
 {
-    return dump(json_pack("{ss}", "error", message));
+    /* A message that quotes the request (a field's name cut at 60 bytes, a token jansson quotes) may not be
+     * valid UTF-8, which JSON strings must be: then json_pack fails, and a plainer message is sent instead. */
+    json_t *error = json_pack("{ss}", "error", message);
+    if (error == NULL) error = json_pack("{ss}", "error", "the request is malformed (and quoting it would not be valid UTF-8)");
+    return dump(error);
 }

@@ -4,7 +4,8 @@
  * Each input is decoded twice: as a request body as it is, and as the bytes of a PNG, wrapped into
  * {"png": "<base64>", "center": ...} (the first byte's low bit chooses "center"), so that the mutations reach
  * libpng and the centring code directly rather than through base64. What request.h promises is checked: on
- * success 784 pixels in [0, 1] (never NaN); on failure status 400 or 413 and a message.
+ * success 784 pixels in [0, 1] (never NaN); on failure status 400 or 413 and a message that
+ * request_error_json can always send (JSON strings must be UTF-8, and the message may quote the input).
  *
  *   tests/fuzz/run_fuzz.sh 60                                  # build (clang, COURSE_FUZZ=ON), fuzz every target
  *   build-fuzz/bin/fuzz_serve_request crash-1234abcd           # replay one input
@@ -39,6 +40,9 @@ static void decode_and_check(const char *body, size_t length)
         FUZZ_REQUIRE(err.status == 400 || err.status == 413);
         FUZZ_REQUIRE(memchr(err.message, '\0', sizeof err.message) != NULL);
         FUZZ_REQUIRE(err.message[0] != '\0');
+        char *answer = request_error_json(err.message); /* the server can always send it */
+        FUZZ_REQUIRE(answer != NULL);
+        free(answer);
         return;
     }
     for (int i = 0; i < REQUEST_PIXELS; i++) {
