@@ -20,7 +20,8 @@
 #             those of chapters 04-07 (the kernels with shared memory and barriers), and memcheck over a short
 #             run of the trainer with its CUDA Graph on and off (each run stopped after 10 minutes);
 #   bench     chapter 04's bandwidth, chapter 05's SGEMM table against cuBLAS, chapter 07's trainer against
-#             PyTorch on the same GPU (with and without the CUDA Graph) and its 2-epoch accuracy.
+#             PyTorch on the same GPU (with and without the CUDA Graph) and its 2-epoch accuracy, chapter 08's
+#             server against PyTorch serving the same checkpoint (serve_bench.py --device cuda).
 #
 # OUT_DIR/summary.txt gets one line per check (PASS, FAIL or SKIP, and its log); the exit status is 0 when no
 # check failed, 1 otherwise, 77 when there is no GPU here.
@@ -147,7 +148,17 @@ if want bench; then
             --epochs 1 --rounds 3 --cuda-graph on --json "$out/mnist_bench_accuracy.json"
     fi
     check "ch07 mnist_train, bundled data, 4 epochs" "$out/mnist_train_bundled.log" "$build/bin/mnist_train" \
-        --device cuda --data "$repo/data" --epochs 4 --seed 1 --summary-json "$out/mnist_train_bundled.json"
+        --device cuda --data "$repo/data" --epochs 4 --seed 1 --summary-json "$out/mnist_train_bundled.json" \
+        --save "$out/mnist.safetensors"
+    # Chapter 08: mnist_serve on the GPU under 8 clients, next to PyTorch serving the same checkpoint on the GPU.
+    if [[ -x $build/bin/mnist_serve && -s $out/mnist.safetensors ]]; then
+        baseline=()
+        "$python" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2> /dev/null \
+            || baseline=(--no-pytorch)
+        check "ch08 serve_bench" "$out/serve_bench.log" "$python" "$repo/chapters/08-serving/bench/serve_bench.py" \
+            --server "$build/bin/mnist_serve" --device cuda --checkpoint "$out/mnist.safetensors" --requests 4000 \
+            --rounds 3 "${baseline[@]}" --json "$out/serve_bench.json"
+    fi
 fi
 
 echo "summary: $summary"

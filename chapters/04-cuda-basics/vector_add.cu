@@ -2,9 +2,10 @@
  *
  *   build/bin/vector_add [N]          (default N = 1048576)
  *
- * The host (CPU) is the client: it prepares the inputs in its own memory, allocates memory on the device,
- * copies the inputs there, asks the device to run a kernel, and copies the result back. The device (GPU) is
- * the server: it only runs what it is sent. Every call is checked with CUDA_CHECK.
+ * The host (CPU) drives: it prepares the inputs in its own memory, allocates memory on the device, copies the
+ * inputs there, queues a kernel on the device, and copies the result back. The device (GPU) only runs what the
+ * host queues (one program on two processors, not a client and a server: chapter 08's lesson, section 2).
+ * Every call is checked with CUDA_CHECK.
  *
  * bin/vector_add runs on the GPU when the build found one, else on the CPU simulator (common/cusim); it
  * prints which. Exit status: 0 if the device's result matches the CPU's, 1 if not or on a CUDA error, 77
@@ -37,7 +38,7 @@ int main(int argc, char **argv)
     CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     printf("device: %s\n", prop.name);
 
-    /* 1. The client prepares the work in host memory. */
+    /* 1. The host prepares the work in host memory. */
     size_t bytes = (size_t)n * sizeof(float);
     float *a = (float *)malloc(bytes), *b = (float *)malloc(bytes), *c = (float *)malloc(bytes);
     if (!a || !b || !c) {
@@ -55,7 +56,7 @@ int main(int argc, char **argv)
     CUDA_CHECK(cudaMalloc(&d_c, bytes));
     CUDA_CHECK(cudaMemcpy(d_a, a, bytes, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemcpy(d_b, b, bytes, cudaMemcpyHostToDevice));
-    /* 3. The request: launch the kernel (asynchronous: the call returns before the device is done). Events
+    /* 3. Launch the kernel (asynchronous: the call returns before the device is done). Events
      * recorded around it measure the device's time. */
     cudaEvent_t start, stop;
     CUDA_CHECK(cudaEventCreate(&start));

@@ -6,7 +6,8 @@
 #   tests/fuzz/run_fuzz.sh 60                  # CI: the `fuzz` preset (build-fuzz/), 60 s per target
 #   tests/fuzz/run_fuzz.sh 10 build-my-fuzz    # another build folder (configured here with clang, COURSE_FUZZ=ON)
 #
-# Configures and builds the libFuzzer targets fuzz_npy, fuzz_idx and fuzz_safetensors, then runs each for
+# Configures and builds the libFuzzer targets fuzz_npy, fuzz_idx, fuzz_safetensors and fuzz_serve_request (chapter
+# 08's request decoder; needs libjansson-dev and libpng-dev), then runs each for
 # SECONDS seconds, starting from a temporary copy of its committed seed corpus (tests/fuzz/corpus/<reader>/): libFuzzer adds
 # every input that reaches new code to the folder it is given, and those must never land in the repository.
 # Exits 0 when no target found anything. Otherwise exits 1 and prints the path of each reproducer (crash-*,
@@ -37,6 +38,7 @@ else
     (cd "$repo" && cmake --preset fuzz)
 fi
 cmake --build "$build" -j "$jobs" --target fuzz_npy fuzz_idx fuzz_safetensors
+cmake --build "$build" -j "$jobs" --target fuzz_serve_request   # chapter 08's request decoder
 
 # The temporary corpora live here and are removed however the script ends.
 work=$(mktemp -d "${TMPDIR:-/tmp}/course-fuzz.XXXXXX")
@@ -46,7 +48,7 @@ trap 'rm -rf "$work"' EXIT
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 
 failed=0
-for reader in npy idx safetensors; do
+for reader in npy idx safetensors serve_request; do
     exe=$build/bin/fuzz_$reader
     artifacts=$build/fuzz-artifacts/$reader
     log=$build/fuzz-artifacts/$reader.log
