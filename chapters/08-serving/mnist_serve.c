@@ -196,6 +196,7 @@ typedef struct Server {
     pthread_cond_t idle; /* in_flight reached 0 */
     bool shutting_down; /* answers carry "Connection: close" */
     struct MHD_Daemon *daemon;
+    MHD_socket listener; /* handed back by MHD_quiesce_daemon, for us to close */
     int timeout; /* --timeout, seconds */
     int unanswered; /* requests still unfinished when the shutdown gave up waiting */
 } Server;
@@ -289,6 +290,7 @@ static enum MHD_Result respond(Server *s, struct MHD_Connection *c, unsigned sta
     if (closing) MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
     const enum MHD_Result result = MHD_queue_response(c, status, response);
     MHD_destroy_response(response);
+    if (result != MHD_YES) fprintf(stderr, "mnist_serve: libmicrohttpd refused to queue a %u answer\n", status);
     metrics_status(&s->metrics, status);
     return result;
 }
@@ -297,7 +299,12 @@ static enum MHD_Result respond(Server *s, struct MHD_Connection *c, unsigned sta
 static enum MHD_Result respond_json(Server *s, struct MHD_Connection *c, unsigned status, char *text,
                                     const char *allow)
 {
-    if (text == NULL) return MHD_NO;
+    if (text == NULL) { /* out of memory, or a value JSON cannot hold (NaN): say so rather than drop the client */
+        static const char failure[] = "{\"error\":\"the server could not write its answer\"}\n";
+        fprintf(stderr, "mnist_serve: the JSON answer with status %u could not be written\n", status);
+        return respond(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", (void *)failure,
+                       sizeof failure - 1, MHD_RESPMEM_PERSISTENT, NULL);
+    }
     return respond(s, c, status, "application/json", text, strlen(text), MHD_RESPMEM_MUST_FREE, allow);
 }
 
@@ -473,8 +480,9 @@ static void *shutdown_thread(void *arg)
     while (sem_wait(&shutdown_signal) != 0 && errno == EINTR) continue; /* EINTR: another signal came first */
     fprintf(stderr, "mnist_serve: %s: answering the requests in flight, then exiting\n",
             signal_number == SIGINT ? "SIGINT" : "SIGTERM");
-    const MHD_socket listener = MHD_quiesce_daemon(s->daemon);
-    if (listener != MHD_INVALID_SOCKET) close(listener);
+    /* The listening socket is closed only after MHD_stop_daemon: libmicrohttpd's threads take it out of their
+     * epoll sets after this call returns, and abort if it is already closed. */
+    s->listener = MHD_quiesce_daemon(s->daemon);
     pthread_mutex_lock(&s->lock);
     s->shutting_down = true;
     const double deadline = now_seconds() + s->timeout + 5;
@@ -604,12 +612,14 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     s.daemon = daemon;
+    s.listener = MHD_INVALID_SOCKET;
     s.timeout = timeout;
     pthread_t stopper;
     if (pthread_create(&stopper, NULL, shutdown_thread, &s) != 0) die("cannot start a thread");
     run_batches(&s); /* until the shutdown thread sets stopping and the queue is empty */
     pthread_join(stopper, NULL);
     MHD_stop_daemon(daemon);
+    if (s.listener != MHD_INVALID_SOCKET) close(s.listener);
     serve_model_free(&s.model);
     if (s.unanswered > 0) {
         fprintf(stderr, "mnist_serve: %d requests were still unfinished after %d s\n", s.unanswered, s.timeout + 5);
