@@ -219,7 +219,7 @@ static void cond_timedwait_until(pthread_cond_t *cond, pthread_mutex_t *lock, do
  * batch's size; 0 only when the server is stopping and the queue is empty. */
 static int gather_batch(Server *s, Request **batch, int max_batch, double window)
 {
-    /* BEGIN EXERCISE ch08.gather_batch: under s->lock: wait on s->changed while the queue (s->head) is empty and not s->stopping (return 0 if still empty); deadline = the first request's queued_at + window; pop requests from the head into batch while fewer than max_batch, and while the queue is empty and before the deadline wait on s->changed with a timeout (cond_timedwait_until); return the count (about 20 lines) */
+    /* BEGIN EXERCISE ch08.gather_batch: under s->lock: wait on s->changed while the queue (s->head) is empty and not s->stopping (return 0 if still empty); deadline = the first request's queued_at + window; pop requests from the head into batch while fewer than max_batch, and while the queue is empty and before the deadline wait on s->changed with a timeout (cond_timedwait_until); return the count (about 20 lines) | zh: 持有 s->lock：当队列（s->head）为空且 s->stopping 为假时在 s->changed 上等待（仍为空就返回 0）；deadline = 第一个请求的 queued_at + window；当 batch 里不足 max_batch 个时从队首弹出请求放进 batch，队列为空且未到 deadline 时带超时地在 s->changed 上等待（cond_timedwait_until）；返回请求个数（约 20 行） */
     pthread_mutex_lock(&s->lock);
     while (s->head == NULL && !s->stopping) pthread_cond_wait(&s->changed, &s->lock);
     int n = 0;

@@ -76,7 +76,7 @@ unsigned char *request_base64_decode(const char *text, size_t length, size_t *ou
 
 void request_center_of_mass_offset(const float *img, int w, int h, int side, int *row, int *col)
 {
-    /* BEGIN EXERCISE ch08.center_of_mass: total = sum of img; the centre of mass cy = sum (y + 0.5) img[y][x] / total, cx likewise (pixel centres at +0.5); *row = round(side / 2 - cy), *col = round(side / 2 - cx); a blank image (total 0) is centred by its box: (side - h) / 2, (side - w) / 2 (about 15 lines) */
+    /* BEGIN EXERCISE ch08.center_of_mass: total = sum of img; the centre of mass cy = sum (y + 0.5) img[y][x] / total, cx likewise (pixel centres at +0.5); *row = round(side / 2 - cy), *col = round(side / 2 - cx); a blank image (total 0) is centred by its box: (side - h) / 2, (side - w) / 2 (about 15 lines) | zh: total = img 之和；质心 cy = sum (y + 0.5) img[y][x] / total，cx 同理（像素中心在 +0.5 处）；*row = round(side / 2 - cy)，*col = round(side / 2 - cx)；空白图像（total 为 0）按它的框居中：(side - h) / 2、(side - w) / 2（约 15 行） */
     double total = 0, sum_y = 0, sum_x = 0;
     for (int y = 0; y < h; y++) {
         for (int x = 0; x < w; x++) {
