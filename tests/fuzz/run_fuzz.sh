@@ -3,7 +3,7 @@
 #
 #   tests/fuzz/run_fuzz.sh SECONDS [BUILD_DIR]
 #
-#   tests/fuzz/run_fuzz.sh 60                  # CI: the `fuzz` preset (build-fuzz/), 60 s per target
+#   tests/fuzz/run_fuzz.sh 30                  # CI: the `fuzz` preset (build-fuzz/), 30 s per target
 #   tests/fuzz/run_fuzz.sh 10 build-my-fuzz    # another build folder (configured here with clang, COURSE_FUZZ=ON)
 #
 # Configures and builds the libFuzzer targets fuzz_npy, fuzz_idx, fuzz_safetensors and fuzz_serve_request (chapter
