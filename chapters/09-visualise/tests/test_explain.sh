@@ -20,6 +20,10 @@ fail() { echo "FAIL $*"; exit 1; }
 html="$work/out/index.html"
 [ -s "$html" ] || fail "no index.html"
 mapfile -t shown < <(grep -o 'src="[^"]*"' "$html" | sed 's/^src="//; s/"$//' | sort -u)
+# A set of the names shown, looked up without a pipe: `printf | grep -q` under pipefail fails at random when grep
+# exits on its first match and printf is killed by SIGPIPE.
+declare -A is_shown=()
+for name in "${shown[@]}"; do is_shown[$name]=1; done
 [ ${#shown[@]} -ge 20 ] || fail "index.html shows only ${#shown[@]} files"
 for name in "${shown[@]}"; do
     [ -f "$work/out/$name" ] || fail "index.html shows $name, which does not exist"
@@ -28,11 +32,11 @@ for name in "${shown[@]}"; do
 done
 for path in "$work"/out/*.png; do
     name=$(basename "$path")
-    printf '%s\n' "${shown[@]}" | grep -qxF "$name" || fail "$name was written but index.html does not show it"
+    [ -n "${is_shown[$name]:-}" ] || fail "$name was written but index.html does not show it"
 done
 for name in filters.png digits.png saliency.png gradcam.png mistakes.png confusion.png embedding.png \
             conv1_mean.png conv2_mean.png conv1_maps_7.png conv2_maps_7.png; do
-    printf '%s\n' "${shown[@]}" | grep -qxF "$name" || fail "index.html does not show $name"
+    [ -n "${is_shown[$name]:-}" ] || fail "index.html does not show $name"
 done
 others=$(cd "$work/out" && ls -A | grep -v -e '\.png$' -e '^index\.html$' || true)
 [ -z "$others" ] || fail "files left in the output folder besides the PNGs and index.html: $others"
