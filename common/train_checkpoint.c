@@ -25,6 +25,7 @@ void checkpoint_model_tensor(CheckpointModel *model, const char *name, int ndim,
     }
     t->value = value;
     t->velocity = velocity;
+    t->second = NULL;
 }
 
 void checkpoint_model_arch(CheckpointModel *model, const char *key, const char *flag, const char *fmt, ...)
@@ -35,10 +36,18 @@ void checkpoint_model_arch(CheckpointModel *model, const char *key, const char *
     CheckpointArch *a = &model->arch[model->n_arch++];
     a->key = key;
     a->flag = flag;
+    a->absent = NULL;
     va_list args;
     va_start(args, fmt);
     vsnprintf(a->value, sizeof a->value, fmt, args);
     va_end(args);
+}
+
+void checkpoint_model_setting(CheckpointModel *model, const char *key, const char *flag, const char *value,
+                              const char *absent)
+{
+    checkpoint_model_arch(model, key, flag, "%s", value);
+    model->arch[model->n_arch - 1].absent = absent;
 }
 
 /* ---- Stray temporary files ------------------------------------------------------------------------------ */
@@ -80,7 +89,7 @@ int checkpoint_remove_stray_temps(const char *path)
 /* ---- Writing -------------------------------------------------------------------------------------------- */
 
 /* Metadata values are strings; each gets a slot in a fixed table so that the pointers stay valid. */
-enum { META_SLOTS = 48 + CHECKPOINT_MAX_ARCH, META_VALUE = 40, META_LISTS = 4 };
+enum { META_SLOTS = 48 + CHECKPOINT_MAX_ARCH, META_VALUE = 72, META_LISTS = 4 };
 
 typedef struct MetaBuilder {
     SafetensorsMeta entries[META_SLOTS];
@@ -116,10 +125,38 @@ static char *format_list(const double *values, int n)
     return text;
 }
 
-/* The name a tensor's SGD momentum buffer is saved under: "momentum_buffer.<PyTorch name>". */
-static void momentum_name(const CheckpointTensor *tensor, char *out, size_t size)
+int checkpoint_optimizer_states(const char *optimizer, const char *prefixes[2])
 {
-    snprintf(out, size, "momentum_buffer.%s", tensor->name);
+    if (optimizer == NULL || strcmp(optimizer, "sgd") == 0) {
+        prefixes[0] = "momentum_buffer";
+        prefixes[1] = NULL;
+        return 1;
+    }
+    if (strcmp(optimizer, "adam") == 0 || strcmp(optimizer, "adamw") == 0) {
+        prefixes[0] = "exp_avg";
+        prefixes[1] = "exp_avg_sq";
+        return 2;
+    }
+    return -1;
+}
+
+static const char *model_optimizer(const CheckpointModel *model)
+{
+    return model->optimizer != NULL ? model->optimizer : "sgd";
+}
+
+/* The name of a tensor's state buffer k under an optimiser: "momentum_buffer.<PyTorch name>", ... */
+static void state_name(const char *optimizer, int k, const CheckpointTensor *tensor, char *out, size_t size)
+{
+    const char *prefixes[2];
+    checkpoint_optimizer_states(optimizer, prefixes);
+    snprintf(out, size, "%s.%s", prefixes[k], tensor->name);
+}
+
+/* The buffer that holds state k of a tensor in memory. */
+static float *state_buffer(const CheckpointTensor *tensor, int k)
+{
+    return k == 0 ? tensor->velocity : tensor->second;
 }
 
 int checkpoint_write(const char *path, const CheckpointModel *model, const TrainState *state, CourseError *err)
@@ -128,6 +165,21 @@ int checkpoint_write(const char *path, const CheckpointModel *model, const Train
     MetaBuilder m = {0};
     meta_add(&m, "format", "%s", model->format);
     meta_add(&m, "format_version", "%s", model->format_version);
+    const char *optimizer = model_optimizer(model);
+    const char *prefixes[2];
+    const int states = checkpoint_optimizer_states(optimizer, prefixes);
+    if (states < 0) {
+        return error_set(err, path, "unknown optimiser '%s'", optimizer);
+    }
+    for (int t = 0; t < model->n_tensors; ++t) {
+        for (int k = 0; k < states; ++k) {
+            if (state_buffer(&model->tensors[t], k) == NULL) {
+                return error_set(err, path, "no %s buffer for tensor '%s' (a bug in the trainer)", prefixes[k],
+                                 model->tensors[t].name);
+            }
+        }
+    }
+    meta_add(&m, "optimizer", "%s", optimizer);
     for (int i = 0; i < model->n_arch; ++i) {
         meta_add(&m, model->arch[i].key, "%s", model->arch[i].value);
     }
@@ -168,25 +220,28 @@ int checkpoint_write(const char *path, const CheckpointModel *model, const Train
         m.entries[m.count++] = (SafetensorsMeta){list_keys[i], m.lists[i]};
     }
 
-    /* Tensors: the weights under PyTorch's names, then their momentum buffers. */
-    SafetensorsTensorView views[2 * CHECKPOINT_MAX_TENSORS];
-    char momentum_names[CHECKPOINT_MAX_TENSORS][96];
+    /* Tensors: the weights under PyTorch's names, then the optimiser's state buffers (one set per buffer). */
+    SafetensorsTensorView views[3 * CHECKPOINT_MAX_TENSORS];
+    char names[2][CHECKPOINT_MAX_TENSORS][96];
     const int n = model->n_tensors;
     for (int t = 0; t < n; ++t) {
         const CheckpointTensor *tensor = &model->tensors[t];
-        SafetensorsTensorView *v = &views[t], *mv = &views[n + t];
+        SafetensorsTensorView *v = &views[t];
         v->name = tensor->name;
         v->ndim = tensor->ndim;
         for (int d = 0; d < tensor->ndim; ++d) {
             v->shape[d] = tensor->shape[d];
         }
         v->data = tensor->value;
-        momentum_name(tensor, momentum_names[t], sizeof momentum_names[t]);
-        *mv = *v;
-        mv->name = momentum_names[t];
-        mv->data = tensor->velocity;
+        for (int k = 0; k < states; ++k) {
+            SafetensorsTensorView *sv = &views[(k + 1) * n + t];
+            state_name(optimizer, k, tensor, names[k][t], sizeof names[k][t]);
+            *sv = *v;
+            sv->name = names[k][t];
+            sv->data = state_buffer(tensor, k);
+        }
     }
-    const int rc = safetensors_write_f32(path, views, 2 * (size_t)n, m.entries, m.count, err);
+    const int rc = safetensors_write_f32(path, views, (size_t)(states + 1) * n, m.entries, m.count, err);
     for (int i = 0; i < META_LISTS; ++i) {
         free(m.lists[i]);
     }
@@ -304,23 +359,40 @@ static int check_architecture(const SafetensorsFile *f, const char *path, const 
 {
     for (int i = 0; i < model->n_arch; ++i) {
         const CheckpointArch *a = &model->arch[i];
-        const char *value = need(f, path, a->key, err);
+        const char *value =
+            a->absent != NULL && safetensors_meta(f, a->key) == NULL ? a->absent : need(f, path, a->key, err);
         if (value == NULL) {
             return -1;
         }
         if (strcmp(value, a->value) != 0) {
             return error_set(err, path,
-                             "saved for another network: its %s is %.40s, this run's is %s%s%s — resume with the "
-                             "same settings, or start a new run",
-                             a->key, value, a->value, a->flag ? "; see " : "", a->flag ? a->flag : "");
+                             "saved %s: its %s is %.40s, this run's is %s%s%s — resume with the same settings, or "
+                             "start a new run",
+                             a->absent != NULL ? "by a run with other settings" : "for another network", a->key,
+                             value, a->value, a->flag ? "; see " : "", a->flag ? a->flag : "");
         }
+    }
+    /* The optimiser that wrote the file (checkpoints older than chapter 10 name none: SGD's). */
+    const char *saved_optimizer = safetensors_meta(f, "optimizer") != NULL ? safetensors_meta(f, "optimizer") : "sgd";
+    const char *prefixes[2];
+    const int states = checkpoint_optimizer_states(saved_optimizer, prefixes);
+    if (states < 0) {
+        return error_set(err, path, "metadata 'optimizer' is '%.40s', not one of sgd, adam, adamw", saved_optimizer);
+    }
+    if (!model->weights_only && strcmp(saved_optimizer, model_optimizer(model)) != 0) {
+        return error_set(err, path,
+                         "saved by a run with --optimizer %s; this run's is %s — resume with the same settings, or "
+                         "start a new run (--init-from takes the weights of any checkpoint)",
+                         saved_optimizer, model_optimizer(model));
     }
     for (int t = 0; t < model->n_tensors; ++t) {
         const CheckpointTensor *tensor = &model->tensors[t];
-        char momentum[96];
-        momentum_name(tensor, momentum, sizeof momentum);
-        const char *names[2] = {tensor->name, momentum};
-        for (int k = 0; k < 2; ++k) {
+        char names[3][96];
+        snprintf(names[0], sizeof names[0], "%s", tensor->name);
+        for (int k = 0; k < states; ++k) {
+            state_name(saved_optimizer, k, tensor, names[k + 1], sizeof names[k + 1]);
+        }
+        for (int k = 0; k < states + 1; ++k) {
             const SafetensorsEntry *e = safetensors_find(f, names[k]);
             if (e == NULL) {
                 return error_set(err, path, "tensor '%s' is missing", names[k]);
@@ -342,9 +414,9 @@ static int check_architecture(const SafetensorsFile *f, const char *path, const 
             }
         }
     }
-    if (f->n_tensors != 2 * (size_t)model->n_tensors) {
-        return error_set(err, path, "holds %zu tensors; a checkpoint of this network has %d", f->n_tensors,
-                         2 * model->n_tensors);
+    if (f->n_tensors != (size_t)(states + 1) * model->n_tensors) {
+        return error_set(err, path, "holds %zu tensors; a checkpoint of this network trained with %s has %d",
+                         f->n_tensors, saved_optimizer, (states + 1) * model->n_tensors);
     }
     return 0;
 }
@@ -458,12 +530,16 @@ int checkpoint_read(const char *path, CheckpointModel *model, TrainState *state,
         rc = read_state(&f, path, model, &loaded, &network_rng, err);
     }
     if (rc == 0) { /* everything checked: only now touch the network */
+        const char *optimizer = model_optimizer(model);
+        const int states = model->weights_only ? 0 : checkpoint_optimizer_states(optimizer, (const char *[2]){0});
         for (int t = 0; t < model->n_tensors; ++t) {
             const CheckpointTensor *tensor = &model->tensors[t];
-            char momentum[96];
-            momentum_name(tensor, momentum, sizeof momentum);
             safetensors_copy_f32(&f, safetensors_find(&f, tensor->name), tensor->value);
-            safetensors_copy_f32(&f, safetensors_find(&f, momentum), tensor->velocity);
+            for (int k = 0; k < states; ++k) {
+                char name[96];
+                state_name(optimizer, k, tensor, name, sizeof name);
+                safetensors_copy_f32(&f, safetensors_find(&f, name), state_buffer(tensor, k));
+            }
         }
         if (model->rng != NULL) {
             *model->rng = network_rng;

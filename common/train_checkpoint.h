@@ -5,8 +5,9 @@
  * What a checkpoint must hold for `--resume` to continue EXACTLY where the run stopped (the next step computes
  * the same numbers as if the run had never stopped):
  *
- *   - the weights and the SGD momentum buffers (tensors "fc1.weight", ..., "momentum_buffer.fc1.weight", ...):
- *     momentum is state too — without it the first steps after a resume would differ;
+ *   - the weights and the optimiser's state (tensors "fc1.weight", ..., and SGD's "momentum_buffer.fc1.weight",
+ *     ..., or Adam's "exp_avg.fc1.weight" and "exp_avg_sq.fc1.weight", ...): that is state too — without it the
+ *     first steps after a resume would differ;
  *   - where the run is: completed epochs, steps done in the current epoch, the global step count;
  *   - the shuffling generator's state at the start of the current epoch: replaying that epoch's shuffle gives
  *     the same order, and the run skips the batches already done;
@@ -71,13 +72,15 @@ typedef struct CheckpointTensor {
     const char *name; /* PyTorch's state_dict key: "conv1.weight" */
     int ndim;
     size_t shape[4];
-    float *value, *velocity; /* the parameter and its SGD momentum buffer (same shape) */
+    float *value, *velocity; /* the parameter and its SGD momentum buffer, or Adam's exp_avg (same shape) */
+    float *second; /* Adam's exp_avg_sq (same shape); NULL for SGD */
 } CheckpointTensor;
 
 typedef struct CheckpointArch {
     const char *key; /* metadata key: "hidden" */
-    char value[32]; /* as written: "128" */
+    char value[64]; /* as written: "128" */
     const char *flag; /* the command-line flag that changes it ("--hidden"), or NULL */
+    const char *absent; /* what a file without the key means (a setting newer than the file), or NULL: required */
 } CheckpointArch;
 
 typedef struct CheckpointModel {
@@ -89,12 +92,27 @@ typedef struct CheckpointModel {
     CheckpointArch arch[CHECKPOINT_MAX_ARCH]; /* saved, and on load required to be equal */
     int n_arch;
     Rng *rng; /* the network's own random stream (saved as "network_rng_*"), or NULL */
+    /* The optimiser whose state the tensors' velocity (and second) hold: "sgd" (also when NULL), "adam" or
+     * "adamw" (chapter 10). Saved as metadata "optimizer"; a resume with another optimiser is refused. */
+    const char *optimizer;
+    /* Reading only: load the weights and leave the optimiser's state alone, whatever optimiser wrote the file
+     * (programs that USE a network: serving, pictures, --init-from). */
+    bool weights_only;
 } CheckpointModel;
+
+/* The state buffers an optimiser keeps per parameter and the names they are saved under ("<prefix>.<name>",
+ * as in torch.optim's state): sgd 1 (momentum_buffer), adam and adamw 2 (exp_avg, exp_avg_sq). Returns the
+ * count, or -1 for an optimiser this module does not know. */
+int checkpoint_optimizer_states(const char *optimizer, const char *prefixes[2]);
 
 void checkpoint_model_tensor(CheckpointModel *model, const char *name, int ndim, const size_t *shape, float *value,
                              float *velocity);
 void checkpoint_model_arch(CheckpointModel *model, const char *key, const char *flag, const char *fmt, ...)
     COURSE_PRINTF(4, 5);
+/* A training setting that must also match on resume (chapter 10's --augment, --lr-schedule), added after the
+ * first checkpoints were written: a file without the key is read as having `absent` (the old behaviour). */
+void checkpoint_model_setting(CheckpointModel *model, const char *key, const char *flag, const char *value,
+                              const char *absent);
 
 /* Remove what a save killed halfway leaves: temporary files "<path>.tmp.XXXXXX" beside path (file_util.h's
  * atomic writes). Says so on stdout for each one removed; returns how many. checkpoint_write calls it. */

@@ -77,8 +77,13 @@ int checkpoint_load_network(const char *path, int max_batch, GemmBackend backend
         memset(net, 0, sizeof *net);
         return error_set(err, path, "its network's shape does not work: %s", shape_err.message);
     }
+    /* The weights only: a program that uses the network needs no optimiser state, so a checkpoint of any
+     * optimiser (chapter 10's Adam as well as SGD) serves. */
+    CheckpointModel model;
+    cnn_checkpoint_model(net, false, &model);
+    model.weights_only = true;
     TrainState loaded;
-    if (checkpoint_load(path, net, &loaded, err) != 0) {
+    if (checkpoint_read(path, &model, &loaded, err) != 0) {
         cnn_destroy(net);
         memset(net, 0, sizeof *net);
         return -1;

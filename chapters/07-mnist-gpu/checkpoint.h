@@ -40,8 +40,9 @@ int checkpoint_load(const char *path, Cnn *net, TrainState *state, CourseError *
 
 /* For programs that USE a trained network (serving, visualising) rather than train it: read the network's
  * shape from path's metadata (image size, padding, widths, dropout rates), create `net` with that shape for
- * batches of up to max_batch with the given GEMM backend, and load the checkpoint into it (checkpoint_load's
- * checks, all of them). state, if not NULL, gets the training state (epoch, test accuracy ...). On failure net
+ * batches of up to max_batch with the given GEMM backend, and load the checkpoint's weights into it
+ * (checkpoint_load's checks, all of them; the optimiser's state is not read, so any optimiser's checkpoint
+ * loads). state, if not NULL, gets the training state (epoch, test accuracy ...). On failure net
  * is left destroyed (nothing to free) and err names the file and the problem; a shape beyond
  * CHECKPOINT_MAX_WIDTH is refused before anything is allocated. */
 #define CHECKPOINT_MAX_WIDTH 4096

@@ -6,6 +6,7 @@
  *
  *   build/bin/checkpoint_info run.safetensors
  *   build/bin/checkpoint_info --meta data_crc32 run.safetensors     # print one metadata value (scripts, tests)
+ *   build/bin/checkpoint_info --crc conv1.weight run.safetensors    # CRC-32 of one tensor's bytes: did it change?
  *
  * Exit status 0 for a valid file, 1 (with a message naming the file and the problem) otherwise.
  */
@@ -14,24 +15,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "course_error.h"
 #include "safetensors.h"
 
 static void usage(void)
 {
-    printf("usage: checkpoint_info [--meta KEY] FILE.safetensors\n"
-           "Validate a .safetensors file and print its metadata and tensors (or, with --meta, one metadata value).\n");
+    printf("usage: checkpoint_info [--meta KEY | --crc TENSOR] FILE.safetensors\n"
+           "Validate a .safetensors file and print its metadata and tensors (or, with --meta, one metadata value;\n"
+           "with --crc, the CRC-32 of one tensor's bytes, to tell whether two files hold the same tensor).\n");
 }
 
 int main(int argc, char **argv)
 {
-    const char *key = NULL, *path = NULL;
+    const char *key = NULL, *tensor = NULL, *path = NULL;
     for (int i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage();
             return 0;
         } else if (strcmp(argv[i], "--meta") == 0 && i + 1 < argc) {
             key = argv[++i];
+        } else if (strcmp(argv[i], "--crc") == 0 && i + 1 < argc) {
+            tensor = argv[++i];
         } else if (path == NULL && argv[i][0] != '-') {
             path = argv[i];
         } else {
@@ -47,6 +53,16 @@ int main(int argc, char **argv)
     CourseError err;
     if (safetensors_read(path, &f, &err) != 0) {
         error_exit(&err);
+    }
+    if (tensor != NULL) {
+        const SafetensorsEntry *e = safetensors_find(&f, tensor);
+        if (e == NULL) {
+            safetensors_free(&f);
+            die("%s: no tensor '%s'", path, tensor);
+        }
+        printf("%08lx\n", crc32(0L, f.data + e->begin, (uInt)(e->end - e->begin)));
+        safetensors_free(&f);
+        return 0;
     }
     if (key != NULL) {
         const char *value = safetensors_meta(&f, key);

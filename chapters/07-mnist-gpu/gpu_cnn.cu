@@ -25,15 +25,8 @@ extern "C" {
 
 #define EVAL_BATCH 256 /* test images per evaluation batch */
 
-/* The values that change from one training step to the next, kept on the DEVICE. A CUDA Graph freezes its
- * kernels' arguments when it is captured, so a graph replayed every step cannot be handed the step's batch
- * position, dropout offset or loss slot as arguments; its kernels read them from here instead, and the
- * step's last kernel (finish_step_kernel) advances them for the next replay. */
-struct StepCursor {
-    uint64_t first; /* the batch's first position in the epoch's order */
-    uint64_t philox_offset; /* 2 * global_step: dropout layer l draws from Philox offset philox_offset + l */
-    uint64_t slot; /* the loss slot the step writes */
-};
+/* The step's device cursor (gpu_cnn.h says why it exists); finish_step_kernel advances it. */
+typedef GpuStepCursor StepCursor;
 
 /* One graph of the training step, for one batch size and one set of frozen arguments. */
 struct StepGraph {
@@ -97,6 +90,8 @@ struct GpuCnn {
      * and the node count of the last one captured. */
     bool use_graph;
     StepGraph graphs[2];
+    /* Chapter 10's replacements for the batch and the update (gpu_cnn_set_hooks); all NULL by default. */
+    GpuCnnHooks hooks;
     size_t graph_nodes;
 
     /* Losses: one device slot per step of an epoch, and their pinned host mirror. */
@@ -348,6 +343,26 @@ static void destroy_graphs(GpuCnn *g)
     }
 }
 
+void gpu_cnn_set_hooks(GpuCnn *g, const GpuCnnHooks *hooks)
+{
+    destroy_graphs(g); /* a captured graph holds the old batch and update kernels */
+    if (hooks != NULL) {
+        g->hooks = *hooks;
+    } else {
+        memset(&g->hooks, 0, sizeof g->hooks);
+    }
+}
+
+void gpu_cnn_layout(const GpuCnn *g, size_t *offsets, size_t *flat_count)
+{
+    for (int t = 0; t < CNN_TENSORS; ++t) {
+        offsets[t] = g->offsets[t];
+    }
+    *flat_count = g->flat_count;
+}
+
+void *gpu_cnn_stream(GpuCnn *g) { return (void *)g->stream; }
+
 void gpu_cnn_destroy(GpuCnn *g)
 {
     if (g == NULL) {
@@ -526,7 +541,11 @@ static void loss_backward_update(GpuCnn *g, int n, float *loss, float lr, float 
                         g->d_conv1, grad(g, CNN_CONV2_W), grad(g, CNN_CONV2_B), g->workspace);
     conv2d_backward_gpu(g->conv_algorithm, &g->conv1, g->x, param(g, CNN_CONV1_W), g->r1, g->d_conv1, true, NULL,
                         grad(g, CNN_CONV1_W), grad(g, CNN_CONV1_B), g->workspace);
-    sgd_momentum_gpu(g->params, g->grads, g->velocity, g->flat_count, lr, momentum, 0.0f);
+    if (g->hooks.update != NULL) {
+        g->hooks.update(g->hooks.context, g->stream, g->params, g->grads, g->velocity, g->flat_count, g->cursor);
+    } else {
+        sgd_momentum_gpu(g->params, g->grads, g->velocity, g->flat_count, lr, momentum, 0.0f);
+    }
 }
 
 /* Enqueue one whole training step of n samples at the device cursor, on g->stream: gather, forward, loss,
@@ -534,8 +553,14 @@ static void loss_backward_update(GpuCnn *g, int n, float *loss, float lr, float 
  * that this sequence, captured once, is a graph that every later step replays. */
 static void enqueue_train_step(GpuCnn *g, int n, uint64_t seed, float lr, float momentum)
 {
-    gather_normalize_kernel<<<blocks_for((size_t)n * g->image_pixels), CH06_THREADS, 0, g->stream>>>(
-        g->train_images, g->train_labels, g->order, &g->cursor->first, 0, n, (int)g->image_pixels, g->x, g->labels);
+    if (g->hooks.make_batch != NULL) {
+        g->hooks.make_batch(g->hooks.context, g->stream, g->train_images, g->train_labels, g->order, g->cursor, n,
+                            g->config.image_size, g->x, g->labels);
+    } else {
+        gather_normalize_kernel<<<blocks_for((size_t)n * g->image_pixels), CH06_THREADS, 0, g->stream>>>(
+            g->train_images, g->train_labels, g->order, &g->cursor->first, 0, n, (int)g->image_pixels, g->x,
+            g->labels);
+    }
     CUDA_CHECK(cudaGetLastError());
     forward(g, n, DROPOUT_DRAW, seed);
     loss_backward_update(g, n, g->step_loss, lr, momentum);

@@ -118,6 +118,44 @@ void gpu_cnn_predict(GpuCnn *g, const float *x, int n, float *logits);
 /* Rows the activation buffers hold: max(max_batch given to gpu_cnn_create, the evaluation batch 256). */
 int gpu_cnn_max_rows(const GpuCnn *g);
 
+/* ---- Extension points (chapter 10) ---------------------------------------------------------------------------
+ * Chapter 10 changes two parts of the training step without copying the rest: how the batch is made (data
+ * augmentation instead of the plain gather + normalise) and how the parameters are updated (Adam, AdamW, a
+ * learning-rate schedule, layers frozen or slowed). Both run inside the step, so inside its CUDA Graph: what
+ * changes from step to step they must read from the device cursor below, never from their arguments. */
+
+/* The values that change from one training step to the next, kept on the DEVICE. A CUDA Graph freezes its
+ * kernels' arguments when it is captured, so a graph replayed every step cannot be handed the step's batch
+ * position, dropout offset or loss slot as arguments; its kernels read them from here instead, and the
+ * step's last kernel advances them for the next replay. */
+typedef struct GpuStepCursor {
+    uint64_t first; /* the batch's first position in the epoch's order */
+    uint64_t philox_offset; /* 2 * global_step: dropout layer l draws from Philox offset philox_offset + l */
+    uint64_t slot; /* the step's index in its epoch: the loss slot it writes */
+} GpuStepCursor;
+
+typedef struct GpuCnnHooks {
+    void *context; /* passed back to both */
+    /* Instead of gather + normalise (NULL: that): the batch of n samples at positions cursor->first .. of the
+     * epoch's order, from the device-resident images (count, S*S) bytes and their labels, into x (n, 1, S, S)
+     * normalised and labels (n). stream: the network's cudaStream_t, where everything must be enqueued. */
+    void (*make_batch)(void *context, void *stream, const uint8_t *images, const int32_t *all_labels,
+                       const uint32_t *order, const GpuStepCursor *cursor, int n, int image_size, float *x,
+                       int32_t *labels);
+    /* Instead of SGD momentum (NULL: that): update the flat parameter buffer (gpu_cnn_layout) from the
+     * gradients; velocity is the network's momentum buffer (the first state buffer of any optimiser). */
+    void (*update)(void *context, void *stream, float *params, const float *grads, float *velocity, size_t count,
+                   const GpuStepCursor *cursor);
+} GpuCnnHooks;
+
+/* Use these hooks in every later training step (the step graphs are captured again). NULL: none. */
+void gpu_cnn_set_hooks(GpuCnn *g, const GpuCnnHooks *hooks);
+/* Where tensor t (CNN_CONV1_W ...) starts in the flat parameter, gradient and momentum buffers, and their
+ * length (the gaps between tensors hold zeros). offsets: (CNN_TENSORS). */
+void gpu_cnn_layout(const GpuCnn *g, size_t *offsets, size_t *flat_count);
+/* The stream all of the network's work goes to (a cudaStream_t). */
+void *gpu_cnn_stream(GpuCnn *g);
+
 /* For tests: one step on batch data given by the host, with the dropout masks given (not drawn): x
  * (n, 1, S, S) normalised floats, labels (n), mask1 (n, F), mask2 (n, hidden) uint8. Returns the loss
  * (waits for the GPU). Used by the parity test against PyTorch's golden steps. */

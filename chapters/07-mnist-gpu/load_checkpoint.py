@@ -53,6 +53,9 @@ MEAN, STD = 0.1307, 0.3081          # input normalisation: x = (pixel/255 - MEAN
 PARAMETERS = ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
               "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
 MOMENTUM_PREFIX = "momentum_buffer."
+# The optimiser's state tensors saved beside the weights, by metadata "optimizer" (chapter 10 adds Adam and
+# AdamW; a checkpoint without the key is SGD's), under torch.optim's state names.
+STATE_PREFIXES = {"sgd": [MOMENTUM_PREFIX], "adam": ["exp_avg.", "exp_avg_sq."], "adamw": ["exp_avg.", "exp_avg_sq."]}
 REPO_ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 
@@ -95,8 +98,8 @@ def fc1_inputs_for(padding, conv2_channels, image_size):
     return conv2_channels * (side // 2) * (side // 2)
 
 
-def expected_shapes(arch):
-    """Tensor name -> shape, in file order, for the sizes in `arch` (from the metadata)."""
+def expected_shapes(arch, optimizer="sgd"):
+    """Tensor name -> shape, in file order, for the sizes in `arch` (from the metadata) and the optimiser's state."""
     c1, c2, hidden, classes = arch["conv1_channels"], arch["conv2_channels"], arch["hidden"], arch["classes"]
     shapes = {
         "conv1.weight": [c1, 1, 3, 3], "conv1.bias": [c1],
@@ -104,7 +107,8 @@ def expected_shapes(arch):
         "fc1.weight": [hidden, arch["fc1_inputs"]], "fc1.bias": [hidden],
         "fc2.weight": [classes, hidden], "fc2.bias": [classes],
     }
-    shapes.update({MOMENTUM_PREFIX + name: list(shapes[name]) for name in PARAMETERS})
+    for prefix in STATE_PREFIXES[optimizer]:
+        shapes.update({prefix + name: list(shapes[name]) for name in PARAMETERS})
     return shapes
 
 
@@ -121,7 +125,10 @@ def read_checkpoint(path):
     metadata = header.pop("__metadata__", None)
     metadata = check_metadata(path, metadata)
     arch = architecture(path, metadata)
-    tensors = check_tensors(path, header, expected_shapes(arch), data)
+    optimizer = metadata.get("optimizer", "sgd")
+    if optimizer not in STATE_PREFIXES:
+        raise CheckpointError(f"{path}: metadata \"optimizer\" is {optimizer!r}, not one of {', '.join(STATE_PREFIXES)}")
+    tensors = check_tensors(path, header, expected_shapes(arch, optimizer), data)
     check_crc(path, metadata, data)
     check_finite(path, tensors)
     return metadata, arch, tensors

@@ -27,6 +27,10 @@
  * The loop, the checkpoint module, the log, the summary and Ctrl-C (a last checkpoint, exit 130) are the
  * course's trainer kit (common/trainer.h, common/train_checkpoint.h), the same in all three trainers; this file
  * adds the GPU: a step enqueued on the device, its loss accounted once the window it is in comes back.
+ *
+ * Chapter 10 adds its flags here (--augment, --optimizer, --lr-schedule, --dropout1/2, --init-from, --freeze,
+ * --layer-lr: chapters/10-train-better/train_better.h). Without them the trainer runs exactly chapter 07's
+ * recipe; with them, chapter 10's step runs on the CPU path, and its hooks inside the GPU's training step.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +47,7 @@
 #include "gpu_cnn.h"
 #include "idx.h"
 #include "testing.h"
+#include "train_better.h" /* chapter 10 */
 #include "train_util.h"
 #include "trainer.h"
 
@@ -60,6 +65,7 @@ typedef struct Run {
     const MnistSplit *test;
     uint64_t seed;
     float lr, momentum;
+    TrainBetter better; /* chapter 10's options; better.active: its step instead of chapter 07's */
     /* GPU loss windows: steps [0, fetched) of the epoch have been fetched; fetched windows wait in tickets. */
     size_t fetched;
     bool pending[2];
@@ -114,6 +120,7 @@ static void run_drain(void *context, Trainer *t)
         r->next_ticket = 1 - ticket;
     }
     gpu_cnn_get_parameters(r->gpu, &r->net);
+    train_better_gpu_pull(&r->better);
 }
 
 static void run_start_epoch(void *context, Trainer *t)
@@ -122,6 +129,8 @@ static void run_start_epoch(void *context, Trainer *t)
     r->fetched = t->state.step_in_epoch;
     if (r->cuda) {
         gpu_cnn_set_order(r->gpu, t->loader.order, t->loader.split->count);
+        train_better_start_epoch(&r->better, t->state.global_step - t->state.step_in_epoch,
+                                 data_loader_batches(&t->loader));
     }
 }
 
@@ -135,6 +144,10 @@ static float run_step(void *context, Trainer *t, const float *x, const int32_t *
         gpu_cnn_train_step(r->gpu, t->loader.position, (int)n, r->seed, st->global_step, st->step_in_epoch, r->lr,
                            r->momentum);
         return 0.0f; /* the loss comes back with its window: run_after_step */
+    }
+    if (r->better.active) { /* the loader has just handed out order[position - n, position) */
+        return train_better_cpu_step(&r->better, t->loader.split, t->loader.order + t->loader.position - n, x, labels,
+                                     (int)n, st->global_step);
     }
     gpu_cnn_philox_masks(&r->net, (int)n, r->seed, st->global_step);
     const float loss = cnn_forward_loss(&r->net, x, labels, (int)n, true);
@@ -164,7 +177,9 @@ int main(int argc, char **argv)
     const char *device = "auto", *data = NULL, *kernels_name = "cublas", *cuda_graph = "on";
     int threads = 2, padding = 0;
     TrainerOptions options = trainer_default_options();
-    FlagSpec flags[6 + TRAINER_FLAGS] = {
+    TrainBetterOptions better_options;
+    train_better_default_options(&better_options);
+    FlagSpec flags[6 + TRAINER_FLAGS + TRAIN_BETTER_FLAGS] = {
         {"--device", FLAG_STRING, &device, 0, 0, "auto (the GPU if there is one, else the CPU), cuda or cpu"},
         {"--data", FLAG_STRING, &data, 0, 0, "folder with the MNIST IDX files (.gz or plain); default: the bundled data/"},
         {"--padding", FLAG_INT, &padding, 0, 8, "zero padding of both 3x3 convolutions (0: fc1 9216 inputs; 1: 12544)"},
@@ -174,6 +189,7 @@ int main(int argc, char **argv)
     };
     size_t n_flags = 6;
     trainer_flags(&options, flags, &n_flags);
+    train_better_flags(&better_options, &options, flags, &n_flags);
     CourseError err;
     const int parsed = flags_parse(argc, argv, flags, n_flags, "mnist_train",
                                    "Train the MNIST CNN (conv 32, conv 64, maxpool, dropout, fc 128, fc 10) on the "
@@ -235,10 +251,14 @@ int main(int argc, char **argv)
     }
     CnnConfig config = cnn_default_config(padding);
     config.image_size = (int)train.rows;
+    if (train_better_setup(&run.better, &better_options, &options, &config, &err) != 0) {
+        error_exit(&err);
+    }
     if (cnn_create(&run.net, config, options.batch, GEMM_OPENBLAS, &err) != 0) {
         error_exit(&err);
     }
     cnn_init(&run.net, (uint64_t)options.seed);
+    train_better_start(&run.better, &run.net, &options, train.count); /* --init-from, the optimiser's buffers */
     run.test = &test;
     run.seed = (uint64_t)options.seed;
     run.lr = (float)options.lr;
@@ -247,6 +267,7 @@ int main(int argc, char **argv)
                         .deferred_losses = run.cuda, .step = run_step, .after_step = run_after_step, .start_epoch = run_start_epoch,
                         .drain = run_drain, .evaluate = run_evaluate};
     cnn_checkpoint_model(&run.net, false, &model.checkpoint); /* Philox masks: no dropout stream to save */
+    train_better_checkpoint(&run.better, &model.checkpoint); /* the optimiser's state, chapter 10's settings */
     Trainer *trainer = trainer_create("mnist_train", &options);
     trainer_start(trainer, &model, &train, test.count, data, run.cuda ? "cuda" : "cpu");
 
@@ -269,9 +290,14 @@ int main(int argc, char **argv)
                graph_why);
         gpu_cnn_upload_data(run.gpu, &train, &test);
         gpu_cnn_set_parameters(run.gpu, &run.net);
+        if (run.better.active) {
+            train_better_attach_gpu(&run.better, run.gpu);
+            train_better_gpu_push(&run.better); /* Adam's second moment after a --resume */
+        }
     } else {
         printf("%d CPU threads, OpenBLAS\n", threads);
     }
+    train_better_print(&run.better);
 
     const int K = config.classes;
     size_t *confusion = xcalloc((size_t)K * K, sizeof *confusion); /* (true, predicted) */
@@ -281,7 +307,7 @@ int main(int argc, char **argv)
         if (graph) {
             printf("CUDA Graph: %zu nodes per training step, one launch\n", gpu_cnn_graph_nodes(run.gpu));
         }
-        const JsonField extra[] = {
+        JsonField extra[7 + TRAIN_BETTER_JSON_FIELDS] = {
             json_string("device", run.cuda ? "cuda" : "cpu"),
             json_integer("padding", padding),
             json_integer("fc1_inputs", (long long)run.net.features),
@@ -290,10 +316,13 @@ int main(int argc, char **argv)
             json_string("cuda_graph", !run.cuda ? "n/a" : graph ? "on" : "off"),
             json_integer("cuda_graph_nodes", graph ? (long long)gpu_cnn_graph_nodes(run.gpu) : 0),
         };
-        trainer_write_summary(trainer, data, extra, COUNT_OF(extra));
+        size_t n_extra = 7;
+        train_better_json_fields(&run.better, extra, &n_extra);
+        trainer_write_summary(trainer, data, extra, n_extra);
     }
     free(confusion);
     trainer_destroy(trainer);
+    train_better_destroy(&run.better);
     gpu_cnn_destroy(run.gpu);
     cnn_destroy(&run.net);
     mnist_free(&train);

@@ -23,7 +23,9 @@
 #      message, by the next start; none is left at the end;
 #   6. (CPU runs) SIGINT in the middle of an epoch: exit status 130, a checkpoint from that moment, and resuming
 #      ends bit for bit at the reference.
-# With REQUIRE_GPU=1 in the environment it skips (exit 77) where there is no NVIDIA GPU.
+# With REQUIRE_GPU=1 in the environment it skips (exit 77) where there is no NVIDIA GPU. EXTRA_FLAGS (in the
+# environment, split on spaces) are given to every run, resumes included: chapter 10 checks its options with it
+# (e.g. EXTRA_FLAGS="--augment affine --optimizer adam").
 # Exit 0 pass, 1 fail, 77 skip.
 set -u
 bin_dir=$1 data_dir=$2 device=$3 train_limit=$4 batch=$5
@@ -41,6 +43,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/course-resume-XXXXXX")
 trap 'kill -9 "${pid:-}" 2>/dev/null; rm -rf "$work"' EXIT
 device_flags=()
 [[ $device != - ]] && device_flags=(--device "$device")
+read -r -a extra_flags <<< "${EXTRA_FLAGS:-}"
+device_flags+=("${extra_flags[@]}") # every run gets them, the resumed ones too
 common=("${device_flags[@]}" --data "$data_dir" --epochs 2 --batch "$batch" --train-limit "$train_limit"
         --test-limit 100 --seed 3)
 
