@@ -21,7 +21,8 @@
 #             run of the trainer with its CUDA Graph on and off (each run stopped after 10 minutes);
 #   bench     chapter 04's bandwidth, chapter 05's SGEMM table against cuBLAS, chapter 07's trainer against
 #             PyTorch on the same GPU (with and without the CUDA Graph) and its 2-epoch accuracy, chapter 08's
-#             server against PyTorch serving the same checkpoint (serve_bench.py --device cuda).
+#             server against PyTorch serving the same checkpoint (serve_bench.py --device cuda); chapter 10's
+#             augmentation and Adam inside the GPU step (mnist_train --augment ... on the bundled data).
 #
 # OUT_DIR/summary.txt gets one line per check (PASS, FAIL or SKIP, and its log); the exit status is 0 when no
 # check failed, 1 otherwise, 77 when there is no GPU here.
@@ -150,6 +151,15 @@ if want bench; then
     check "ch07 mnist_train, bundled data, 4 epochs" "$out/mnist_train_bundled.log" "$build/bin/mnist_train" \
         --device cuda --data "$repo/data" --epochs 4 --seed 1 --summary-json "$out/mnist_train_bundled.json" \
         --save "$out/mnist.safetensors"
+    # Chapter 10: what augmentation and Adam cost inside the GPU's training step (samples/s from each summary),
+    # and the accuracy they buy on the bundled 10,000 digits, with chapter 07's run above as the baseline.
+    for variant in "affine:--augment affine" "elastic:--augment elastic" "adam:--optimizer adam --lr 0.001" \
+                   "affine_cosine15:--augment affine --lr-schedule cosine --epochs 15"; do
+        name=${variant%%:*}
+        read -r -a extra <<< "${variant#*:}"
+        check "ch10 mnist_train --${variant#*:--}, bundled data" "$out/ch10_$name.log" "$build/bin/mnist_train" \
+            --device cuda --data "$repo/data" --epochs 4 --seed 1 "${extra[@]}" --summary-json "$out/ch10_$name.json"
+    done
     # Chapter 08: mnist_serve on the GPU under 8 clients, next to PyTorch serving the same checkpoint on the GPU.
     if [[ -x $build/bin/mnist_serve && -s $out/mnist.safetensors ]]; then
         baseline=()
