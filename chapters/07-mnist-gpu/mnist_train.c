@@ -251,6 +251,7 @@ int main(int argc, char **argv)
     }
     CnnConfig config = cnn_default_config(padding);
     config.image_size = (int)train.rows;
+    better_options.weight_decay_given = flag_given(argc, argv, "--weight-decay");
     if (train_better_setup(&run.better, &better_options, &options, &config, &err) != 0) {
         error_exit(&err);
     }

@@ -94,7 +94,8 @@ void augment_batch_cpu(const AugmentConfig *config, const MnistSplit *split, con
 /* The same on the device, enqueued on `stream` (a cudaStream_t): samples order[*first + b] of images
  * (count, S*S) bytes, labels too; the step is *philox_offset / 2 (chapter 07's device cursor, read when the
  * kernel runs, so that a CUDA Graph replays it). order NULL: samples *first + b. x (n, 1, S, S), batch_labels
- * (n). One block per image; elastic keeps its fields in shared memory, which limits it to S <= 54. */
+ * (n). One block per image; elastic keeps its fields in shared memory
+ * (the kernel's taps and 4 S*S floats within 48 KiB: S <= 55 at sigma 4). */
 void augment_batch_gpu(const AugmentConfig *config, const uint8_t *images, const int32_t *all_labels,
                        const uint32_t *order, const uint64_t *first, const uint64_t *philox_offset, int n, int size,
                        uint64_t seed, float *x, int32_t *batch_labels, void *stream);

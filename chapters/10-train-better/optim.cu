@@ -4,7 +4,9 @@
  * Why from device memory: chapter 07 captures the whole training step in a CUDA Graph and replays it. A kernel
  * argument is frozen into the graph at capture, so a learning rate passed by value would need a new capture
  * every time the schedule changes it (every step for cosine and one-cycle). A POINTER is frozen instead, and
- * the kernel reads whatever the host wrote behind it (cudaMemcpyAsync before the replay) when it runs.
+ * the kernel reads whatever was written behind it when it runs: by the host (cudaMemcpyAsync, as the test
+ * does), or by an earlier kernel of the same step (mnist_train's step_lr_kernel in train_better.cu, which takes
+ * the step's rate from a table uploaded once per epoch).
  *
  * Each kernel is one pass: every thread reads p, g, m (and v) once and writes them once — the fused update,
  * instead of torch's single-tensor code's eight or so whole-tensor operations per parameter. The element

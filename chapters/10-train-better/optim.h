@@ -18,7 +18,9 @@
  *
  * The learning rate of a step comes from the schedule (schedule_lr); on the GPU the update reads it, and t, from
  * DEVICE memory, so that chapter 07's CUDA Graph of the training step is captured once and replayed with a new
- * learning rate every step (the host writes the two values before each replay).
+ * learning rate every step (mnist_train uploads a table of the epoch's rates once per epoch, and a one-thread
+ * kernel at the start of each step copies the step's entry and count where these kernels read them:
+ * train_better.cu).
  *
  * Layers can learn at different rates: OptimSegments splits the flat parameter buffer into ranges, each with a
  * learning-rate scale; a scale of 0 freezes the range (no update, its state untouched: what PyTorch does for a

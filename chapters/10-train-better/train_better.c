@@ -18,23 +18,24 @@ void train_better_default_options(TrainBetterOptions *o)
     o->schedule = "constant";
     o->step_epochs = 3;
     o->gamma = 0.1;
-    o->dropout1 = -1.0;
-    o->dropout2 = -1.0;
+    const CnnConfig recipe = cnn_default_config(0);
+    o->dropout1 = recipe.dropout1;
+    o->dropout2 = recipe.dropout2;
 }
 
 void train_better_flags(TrainBetterOptions *o, TrainerOptions *trainer, FlagSpec *flags, size_t *count)
 {
     const FlagSpec mine[TRAIN_BETTER_FLAGS] = {
-        {"--augment", FLAG_STRING, &o->augment, 0, 0, "none (default), affine or elastic: a fresh random distortion "
-                                                      "of every training image each time it is drawn (chapter 10)"},
-        {"--optimizer", FLAG_STRING, &o->optimizer, 0, 0, "sgd (default, with --momentum), adam or adamw"},
+        {"--augment", FLAG_STRING, &o->augment, 0, 0, "none, affine or elastic: a fresh random distortion of every "
+                                                      "training image each time it is drawn (chapter 10)"},
+        {"--optimizer", FLAG_STRING, &o->optimizer, 0, 0, "sgd (with --momentum), adam or adamw"},
         {"--weight-decay", FLAG_DOUBLE, &trainer->weight_decay, 0, 1,
-         "L2 weight decay (sgd, adam: added to the gradient; adamw: decoupled, e.g. 0.01); default 0"},
-        {"--lr-schedule", FLAG_STRING, &o->schedule, 0, 0, "constant (default), step, cosine or onecycle"},
+         "weight decay: L2 added to the gradient (sgd, adam), decoupled (adamw: 0.01 unless given)"},
+        {"--lr-schedule", FLAG_STRING, &o->schedule, 0, 0, "constant, step, cosine or onecycle"},
         {"--step-epochs", FLAG_INT, &o->step_epochs, 1, 1000, "--lr-schedule step: multiply by --gamma every N epochs"},
         {"--gamma", FLAG_DOUBLE, &o->gamma, 0, 1, "--lr-schedule step: the factor"},
-        {"--dropout1", FLAG_DOUBLE, &o->dropout1, 0, 0.99, "dropout rate after pooling (default 0.25)"},
-        {"--dropout2", FLAG_DOUBLE, &o->dropout2, 0, 0.99, "dropout rate after fc1 (default 0.5)"},
+        {"--dropout1", FLAG_DOUBLE, &o->dropout1, 0, 0.99, "dropout rate after pooling"},
+        {"--dropout2", FLAG_DOUBLE, &o->dropout2, 0, 0.99, "dropout rate after fc1"},
         {"--init-from", FLAG_STRING, &o->init_from, 0, 0, "start conv1, conv2 from this checkpoint (transfer learning)"},
         {"--freeze", FLAG_STRING, &o->freeze, 0, 0, "layers not to update, e.g. conv1,conv2"},
         {"--layer-lr", FLAG_STRING, &o->layer_lr, 0, 0, "per-layer learning-rate scales, e.g. conv1=0.1,conv2=0.1"},
@@ -88,8 +89,8 @@ static int parse_layers(const char *flag, const char *text, bool with_values, fl
     return 0;
 }
 
-int train_better_setup(TrainBetter *tb, const TrainBetterOptions *o, const TrainerOptions *trainer,
-                       CnnConfig *config, CourseError *err)
+int train_better_setup(TrainBetter *tb, const TrainBetterOptions *o, TrainerOptions *trainer, CnnConfig *config,
+                       CourseError *err)
 {
     memset(tb, 0, sizeof *tb);
     const int augment = augment_parse(o->augment);
@@ -106,6 +107,9 @@ int train_better_setup(TrainBetter *tb, const TrainBetterOptions *o, const Train
     }
     tb->augment = augment_default_config((AugmentKind)augment);
     tb->optimizer = optimizer_default_config((OptimizerKind)optimizer);
+    if (optimizer == OPTIM_ADAMW && !o->weight_decay_given && trainer->resume == NULL) {
+        trainer->weight_decay = tb->optimizer.weight_decay; /* torch's AdamW default, 0.01; the checkpoint keeps it */
+    }
     tb->optimizer.momentum = trainer->momentum;
     tb->optimizer.weight_decay = trainer->weight_decay;
     tb->schedule.kind = (ScheduleKind)schedule;
@@ -129,12 +133,8 @@ int train_better_setup(TrainBetter *tb, const TrainBetterOptions *o, const Train
             scaled = true;
         }
     }
-    if (o->dropout1 >= 0.0) {
-        config->dropout1 = (float)o->dropout1;
-    }
-    if (o->dropout2 >= 0.0) {
-        config->dropout2 = (float)o->dropout2;
-    }
+    config->dropout1 = (float)o->dropout1;
+    config->dropout2 = (float)o->dropout2;
     tb->init_from = o->init_from;
     if (tb->init_from != NULL && trainer->resume != NULL) {
         return error_set(err, "--init-from", "starts a new run from another run's convolutions; --resume continues "

@@ -50,8 +50,9 @@ typedef struct TrainBetterOptions {
     const char *augment, *optimizer, *schedule;
     int step_epochs;
     double gamma;
-    double dropout1, dropout2; /* < 0: the recipe's (0.25, 0.5) */
+    double dropout1, dropout2; /* the recipe's 0.25, 0.5 by default */
     const char *init_from, *freeze, *layer_lr;
+    bool weight_decay_given; /* --weight-decay on the command line (else AdamW takes torch's 0.01) */
 } TrainBetterOptions;
 
 #define TRAIN_BETTER_FLAGS 11
@@ -86,10 +87,11 @@ typedef struct TrainBetter {
     uint64_t *d_t; /* (1) this step's 1-based update count */
 } TrainBetter;
 
-/* Check the options and fill tb (nothing allocated yet); config's dropout rates are set from them. Returns 0, or
- * -1 with err naming the flag and the problem. */
-int train_better_setup(TrainBetter *tb, const TrainBetterOptions *options, const TrainerOptions *trainer,
-                       CnnConfig *config, CourseError *err);
+/* Check the options and fill tb (nothing allocated yet); config's dropout rates are set from them, and the
+ * trainer's weight decay to AdamW's default 0.01 when --optimizer adamw comes without --weight-decay (a new run).
+ * Returns 0, or -1 with err naming the flag and the problem. */
+int train_better_setup(TrainBetter *tb, const TrainBetterOptions *options, TrainerOptions *trainer, CnnConfig *config,
+                       CourseError *err);
 /* After cnn_create + cnn_init: the optimiser's buffers for net, and --init-from's convolutions. Exits with a
  * message naming the file when the checkpoint cannot serve. */
 void train_better_start(TrainBetter *tb, Cnn *net, const TrainerOptions *trainer, size_t train_count);
