@@ -215,7 +215,10 @@ function parse_signature(brace_line,    j, k, c, text, depth, seen, close_pos, o
     gsub(/(^|[ \t])(static|inline|extern|__inline__|__forceinline__|__global__|__device__|__host__|_Noreturn)[ \t]/, " ", ret)
     gsub(/(^|[ \t])(static|inline|extern|__inline__|__forceinline__|__global__|__device__|__host__|_Noreturn)[ \t]/, " ", ret)
     ret = trim(ret)
-    SIG_VOID = (ret == "void") ? 1 : 0
+    # A qualifier macro before the return type (`AUGMENT_FUNCTION void f(...)`, where the macro expands to
+    # `static inline` or `__host__ __device__`) is not part of the type: ALL-CAPS words before a bare `void`
+    # still mean a function without a result. (A caps type name such as FILE is never followed by `void`.)
+    SIG_VOID = (ret == "void" || ret ~ /^([A-Z_][A-Z0-9_]*[ \t]+)+void$/) ? 1 : 0
 
     # Parameters: split at the commas outside () and [], then take the last identifier of each declaration
     # after dropping array suffixes ("const float *restrict x" -> x, "float a[][3]" -> a).

@@ -17,8 +17,8 @@ void cnn_checkpoint_model(Cnn *net, bool with_dropout_stream, CheckpointModel *m
     checkpoint_model_arch(model, "hidden", NULL, "%d", c->hidden);
     checkpoint_model_arch(model, "classes", NULL, "%d", c->classes);
     checkpoint_model_arch(model, "fc1_inputs", "--padding", "%zu", net->features);
-    checkpoint_model_arch(model, "dropout1", NULL, "%.9g", (double)c->dropout1);
-    checkpoint_model_arch(model, "dropout2", NULL, "%.9g", (double)c->dropout2);
+    checkpoint_model_arch(model, "dropout1", "mnist_train's --dropout1", "%.9g", (double)c->dropout1);
+    checkpoint_model_arch(model, "dropout2", "mnist_train's --dropout2", "%.9g", (double)c->dropout2);
     for (int t = 0; t < CNN_TENSORS; ++t) {
         CnnTensor *tensor = &net->tensors[t];
         checkpoint_model_tensor(model, tensor->name, tensor->ndim, tensor->shape, tensor->value, tensor->velocity);

@@ -113,6 +113,8 @@ refuse)
     expect "give one of them" "${small[@]}" --device cpu --epochs 2 --resume "$work/adam.safetensors" --init-from "$work/adam.safetensors"
     expect "--optimizer adam" "${small[@]}" --device cpu --epochs 2 --augment affine --resume "$work/adam.safetensors"
     expect "--augment" "${small[@]}" --device cpu --epochs 2 --optimizer adam --resume "$work/adam.safetensors"
+    expect "--dropout1" "${small[@]}" --device cpu --epochs 2 --optimizer adam --augment affine --dropout1 0.3 \
+        --resume "$work/adam.safetensors"
     "$train" "${small[@]}" --device cpu --epochs 2 --optimizer adam --augment affine --resume "$work/adam.safetensors" \
         > "$work/ok.log" 2>&1 || { cat "$work/ok.log"; fail "resuming with the same settings failed"; }
     echo "ok the same settings resume"
