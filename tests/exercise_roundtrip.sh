@@ -4,6 +4,7 @@
 #   bash tests/exercise_roundtrip.sh                 every chapter that has exercises
 #   bash tests/exercise_roundtrip.sh --chapter 01    only chapter 01 (repeatable)
 #   bash tests/exercise_roundtrip.sh --full-build    build every target, not only those the chapter's tests run
+#   bash tests/exercise_roundtrip.sh --skip-solutions  leave out step 1 (CI: its README step has just run it)
 #
 # CI runs it (.ci/run). Three steps, each chapter's tests run with `ctest -L chNN` (simulated tests in the
 # forward thread order only: see ORDERS_SKIPPED below):
@@ -14,7 +15,11 @@
 #      One student folder and one build folder are reused, so each round recompiles one file;
 #   3. the whole chapter stubbed at once: it builds, its tests fail, nothing crashed or hung; the IDs that the
 #      output does not name (tests stopped earlier by another stub) are listed.
-# Ends with "N passed, M failed"; the exit status is 1 when anything failed.
+# Ends with "N passed, M failed"; the exit status is 1 when anything failed. Each step's header says how many
+# seconds the script had run when it began.
+#
+# --skip-solutions leaves out step 1. CI uses it: its README step has just built the same tree (and failed on
+# any compiler warning) and passed every test, and step 2 compiles every solution but one with -Werror anyway.
 #
 # To stay fast, it builds only the targets whose programs the chapter's tests run (read from ctest's test
 # commands; everything when that finds none, or with --full-build). Work folders: build-roundtrip/ at the
@@ -32,6 +37,7 @@ JOBS=${ROUNDTRIP_JOBS:-2}
 # every stub, and the README's test command runs the trainer tests on the solutions.
 ORDERS_SKIPPED='\.(rev|rand)$|^ch10\.train\.'
 full_build=0
+skip_solutions=0
 
 chapters=()
 while [ $# -gt 0 ]; do
@@ -46,11 +52,14 @@ while [ $# -gt 0 ]; do
         --full-build)
             full_build=1
             shift ;;
+        --skip-solutions)
+            skip_solutions=1
+            shift ;;
         -h | --help)
-            sed -n '2,20p' "$0"
+            sed -n '2,26p' "$0"
             exit 0 ;;
         *)
-            echo "exercise_roundtrip.sh: unknown argument '$1' (usage: exercise_roundtrip.sh [--chapter NN]... [--full-build])" >&2
+            echo "exercise_roundtrip.sh: unknown argument '$1' (usage: exercise_roundtrip.sh [--chapter NN]... [--full-build] [--skip-solutions])" >&2
             exit 2 ;;
     esac
 done
@@ -72,6 +81,7 @@ fi
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd -P)
 started=$(date +%s)
+at() { printf '[at %d s]' $(($(date +%s) - started)); }
 
 # Lines of ctest output that mean a test crashed or hung instead of failing cleanly.
 CRASH_PATTERN='Subprocess aborted|SEGFAULT|Exception:|Timeout|Child aborted|Subprocess killed|Illegal|Bus error'
@@ -98,23 +108,31 @@ build_for() {
 }
 
 # --- 1. The solutions pass --------------------------------------------------------------------------------
-echo "== 1. the solutions pass (build: $WORK/solution, -DCOURSE_WERROR=ON)"
-if ! cmake -S "$ROOT" -B "$WORK/solution" -DCOURSE_WERROR=ON >"$WORK/solution-configure.log" 2>&1; then
-    tail -n 30 "$WORK/solution-configure.log"
-    fail "the course does not configure (log: $WORK/solution-configure.log)"
-elif ! build_for "$WORK/solution" "$WORK/solution-build.log" "${chapters[@]}"; then
-    grep -E 'error|warning' "$WORK/solution-build.log" | head -n 30 || true
-    fail "the course itself does not build with -Werror (log: $WORK/solution-build.log)"
+solutions_pass() {
+    echo "== 1. the solutions pass (build: $WORK/solution, -DCOURSE_WERROR=ON) $(at)"
+    if ! cmake -S "$ROOT" -B "$WORK/solution" -DCOURSE_WERROR=ON >"$WORK/solution-configure.log" 2>&1; then
+        tail -n 30 "$WORK/solution-configure.log"
+        fail "the course does not configure (log: $WORK/solution-configure.log)"
+    elif ! build_for "$WORK/solution" "$WORK/solution-build.log" "${chapters[@]}"; then
+        grep -E 'error|warning' "$WORK/solution-build.log" | head -n 30 || true
+        fail "the course itself does not build with -Werror (log: $WORK/solution-build.log)"
+    else
+        for nn in "${chapters[@]}"; do
+            log="$WORK/solution-ch$nn.log"
+            if ctest --test-dir "$WORK/solution" -L "^ch$nn\$" -E "$ORDERS_SKIPPED" --no-tests=error --output-on-failure -j "$JOBS" >"$log" 2>&1; then
+                pass "ch$nn solutions: $(grep -E '^[0-9]+% tests passed' "$log" || echo 'tests pass')"
+            else
+                grep -E '^[0-9]+% tests passed|^No tests were found' "$log" || true
+                fail "ch$nn solutions do not pass their own tests (log: $log)"
+            fi
+        done
+    fi
+}
+
+if [ $skip_solutions -eq 1 ]; then
+    echo "== 1. the solutions pass: skipped (--skip-solutions)"
 else
-    for nn in "${chapters[@]}"; do
-        log="$WORK/solution-ch$nn.log"
-        if ctest --test-dir "$WORK/solution" -L "^ch$nn\$" -E "$ORDERS_SKIPPED" --no-tests=error --output-on-failure -j "$JOBS" >"$log" 2>&1; then
-            pass "ch$nn solutions: $(grep -E '^[0-9]+% tests passed' "$log" || echo 'tests pass')"
-        else
-            grep -E '^[0-9]+% tests passed|^No tests were found' "$log" || true
-            fail "ch$nn solutions do not pass their own tests (log: $log)"
-        fi
-    done
+    solutions_pass
 fi
 
 student="$WORK/student"
@@ -150,7 +168,7 @@ for nn in "${chapters[@]}"; do
     fi
 
     # --- 2. Each stub alone makes a test fail that names it ------------------------------------------------
-    echo "== 2. ch$nn: each of its ${#ids[@]} stubs alone must make a test fail naming it"
+    echo "== 2. ch$nn: each of its ${#ids[@]} stubs alone must make a test fail naming it $(at)"
     for id in "${ids[@]}"; do
         if ! generate_and_build "$nn" --only "$id"; then
             fail "$id: the student edition with this stub does not build without warnings (log: $WORK/student-build.log)"
@@ -180,7 +198,7 @@ for nn in "${chapters[@]}"; do
     done
 
     # --- 3. The whole chapter stubbed at once --------------------------------------------------------------
-    echo "== 3. ch$nn: all ${#ids[@]} stubs at once"
+    echo "== 3. ch$nn: all ${#ids[@]} stubs at once $(at)"
     if ! generate_and_build "$nn" --chapter "$nn"; then
         fail "ch$nn: the student edition of the whole chapter does not build without warnings (log: $WORK/student-build.log)"
         continue

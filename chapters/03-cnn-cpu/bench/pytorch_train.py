@@ -57,9 +57,11 @@ def load_split(folder, prefix):
     return x, torch.tensor(labels.astype(np.int64))
 
 
-def sgd_epoch(net, optimizer, x_train, y_train, batch_size=64):
-    """One epoch of the trainers' recipe: a fresh torch.randperm order, batches of 64, the last one partial."""
-    order = torch.randperm(len(x_train))
+def sgd_epoch(net, optimizer, x_train, y_train, batch_size=64, order=None):
+    """One epoch of the trainers' recipe: a fresh torch.randperm order (or the given one), batches of 64, the
+    last one partial."""
+    if order is None:
+        order = torch.randperm(len(x_train))
     for first in range(0, len(x_train), batch_size):
         batch = order[first:first + batch_size]
         optimizer.zero_grad()
