@@ -206,13 +206,22 @@ void train_better_checkpoint(TrainBetter *tb, CheckpointModel *model)
         }
     }
     char schedule[64];
-    if (tb->schedule.kind == SCHEDULE_STEP) {
+    const char *schedule_flags = "--lr-schedule";
+    const ScheduleConfig *sc = &tb->schedule;
+    if (sc->kind == SCHEDULE_STEP) {
         snprintf(schedule, sizeof schedule, "step:%d:%g", tb->step_epochs, tb->gamma);
+    } else if (sc->kind == SCHEDULE_COSINE || sc->kind == SCHEDULE_ONECYCLE) {
+        /* Their rate at step t depends on the run's length T (from --epochs), so a resume with another
+         * --epochs would not continue the same curve: the length is part of the setting. */
+        const unsigned long long epochs = sc->steps_per_epoch > 0 ? sc->total_steps / sc->steps_per_epoch : 0;
+        snprintf(schedule, sizeof schedule, "%s over %llu epoch%s", schedule_name(sc->kind), epochs,
+                 epochs == 1 ? "" : "s");
+        schedule_flags = "--lr-schedule and --epochs";
     } else {
-        snprintf(schedule, sizeof schedule, "%s", schedule_name(tb->schedule.kind));
+        snprintf(schedule, sizeof schedule, "%s", schedule_name(sc->kind));
     }
     checkpoint_model_setting(model, "augment", "--augment", augment_name(tb->augment.kind), "none");
-    checkpoint_model_setting(model, "lr_schedule", "--lr-schedule", schedule, "constant");
+    checkpoint_model_setting(model, "lr_schedule", schedule_flags, schedule, "constant");
     checkpoint_model_setting(model, "layer_lr", "--freeze and --layer-lr", tb->layer_text, "");
 }
 

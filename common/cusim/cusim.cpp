@@ -1277,8 +1277,15 @@ cudaError_t cudaDeviceSynchronize(void)
     return sticky_error; /* launches are synchronous here: a kernel's failure is already known */
 }
 
+/* As on a GPU, a reset ends the process's use of the device: every cudaMalloc buffer is freed (a pointer kept
+ * from before is then refused, as freed memory), sticky errors are cleared, and a capture in progress is
+ * dropped. Streams, events and graphs are plain host objects here and are left to their owners. */
 cudaError_t cudaDeviceReset(void)
 {
+    for (const cusim::Allocation &a : allocations) {
+        free(a.user - cusim::GUARD);
+    }
+    allocations.clear();
     sticky_error = cudaSuccess;
     last_error = cudaSuccess;
     cusim::function_attributes.clear();

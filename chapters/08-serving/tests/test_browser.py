@@ -220,6 +220,17 @@ def open_browser(args):
     return webdriver.Chrome(service=Service(args.chromedriver), options=options)
 
 
+def load_page(driver, url, server):
+    """Opens the server's page; a server that has exited (its stderr, above, says why) fails the test cleanly."""
+    from selenium.common.exceptions import WebDriverException
+    try:
+        driver.get(url + "/")
+    except WebDriverException as e:
+        status = server.poll()
+        fail(f"the browser could not open {url}/: {e.msg}" +
+             (f" (the server has exited with status {status})" if status is not None else ""))
+
+
 def draw(driver, pad, strokes):
     """Each stroke as one pointer press, move and release (W3C actions: Chromium fires pointer events)."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -310,7 +321,7 @@ def main():
                                           args.checkpoint_cache or os.path.join(work, "browser-test.safetensors"))
         server, url = start_server(args.server, checkpoint, args.device)
         images = first_image_of_each_digit(args.data)
-        driver.get(url + "/")
+        load_page(driver, url, server)
         from selenium.webdriver.common.by import By
         pad = driver.find_element(By.ID, "pad")
         # A blank canvas is not sent: the page asks for a drawing (the server would answer some digit for it).

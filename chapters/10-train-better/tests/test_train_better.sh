@@ -118,6 +118,10 @@ refuse)
     "$train" "${small[@]}" --device cpu --epochs 2 --optimizer adam --augment affine --resume "$work/adam.safetensors" \
         > "$work/ok.log" 2>&1 || { cat "$work/ok.log"; fail "resuming with the same settings failed"; }
     echo "ok the same settings resume"
+    # A cosine schedule's rate depends on the run's length: a resume with another --epochs is refused.
+    "$train" "${small[@]}" --device cpu --epochs 1 --lr-schedule cosine --save "$work/cosine.safetensors" \
+        > /dev/null 2>&1 || fail "the cosine run failed"
+    expect "--epochs" "${small[@]}" --device cpu --epochs 2 --lr-schedule cosine --resume "$work/cosine.safetensors"
     ;;
 *)
     fail "unknown case '$case'"

@@ -562,6 +562,31 @@ static int test_host_api(const TestContext *ctx)
     return ok ? TEST_PASS : TEST_FAIL;
 }
 
+/* cudaDeviceReset frees every device buffer, as on a GPU: a pointer kept from before is refused afterwards
+ * (under ASan, LeakSanitizer would also report the buffers at exit if the reset had only forgotten them). */
+static int test_device_reset(const TestContext *ctx)
+{
+    (void)ctx;
+    fresh_device();
+    bool ok = true;
+    float *d_a = NULL, *d_b = NULL, host[37] = {0};
+    ok &= check_true(cudaMalloc(&d_a, sizeof host) == cudaSuccess && cudaMalloc(&d_b, 3) == cudaSuccess,
+                     "two buffers");
+    ok &= check_true(cudaMemcpy(d_a, host, sizeof host, cudaMemcpyHostToDevice) == cudaSuccess, "copy before");
+    ok &= check_true(cudaDeviceReset() == cudaSuccess, "cudaDeviceReset");
+    ok &= expect_error(cudaMemcpy(d_a, host, sizeof host, cudaMemcpyHostToDevice), cudaErrorInvalidValue,
+                       "a copy into a buffer from before the reset", "not inside any cudaMalloc buffer");
+    ok &= expect_error(cudaFree(d_b), cudaErrorInvalidValue, "cudaFree of a buffer from before the reset",
+                       "not a pointer returned by cudaMalloc");
+    cudaGetLastError();
+    float *d_c = NULL;
+    ok &= check_true(cudaMalloc(&d_c, sizeof host) == cudaSuccess &&
+                         cudaMemcpy(d_c, host, sizeof host, cudaMemcpyHostToDevice) == cudaSuccess &&
+                         cudaFree(d_c) == cudaSuccess,
+                     "the device works after the reset");
+    return ok ? TEST_PASS : TEST_FAIL;
+}
+
 /* ---- Known-bad kernels ----------------------------------------------------------------------------- */
 
 __global__ void reduce_good(const float *in, float *out)
@@ -1264,6 +1289,7 @@ static const TestCase cases[] = {
     {"warp_ops", test_warp_ops},
     {"launch_limits", test_launch_limits},
     {"host_api", test_host_api},
+    {"device_reset", test_device_reset},
     {"sgemm_256", test_sgemm_256},
     {"cublas_sgemm", test_cublas_sgemm},
     {"graph.capture_replay", test_graph_capture_replay},
