@@ -37,14 +37,21 @@ void trainer_flags(TrainerOptions *o, FlagSpec *flags, size_t *count)
     }
 }
 
-void trainer_apply_limits(const TrainerOptions *o, MnistSplit *train, MnistSplit *test)
+const char *trainer_load_data(const TrainerOptions *o, const char *data_dir, const char *bundled_dir,
+                              MnistSplit *train, MnistSplit *test)
 {
+    const char *dir = data_dir != NULL ? data_dir : train_default_data_dir(bundled_dir);
+    CourseError err;
+    if (train_load_mnist(dir, train, test, &err) != 0) {
+        error_exit(&err);
+    }
     if (o->train_limit > 0 && (size_t)o->train_limit < train->count) {
         train->count = (size_t)o->train_limit;
     }
     if (o->test_limit > 0 && (size_t)o->test_limit < test->count) {
         test->count = (size_t)o->test_limit;
     }
+    return dir;
 }
 
 bool flag_given(int argc, char **argv, const char *name)

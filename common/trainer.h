@@ -53,8 +53,12 @@ TrainerOptions trainer_default_options(void);
 #define TRAINER_FLAGS 13
 void trainer_flags(TrainerOptions *options, FlagSpec *flags, size_t *count);
 
-/* --train-limit, --test-limit: keep the first N images of each split (the arrays stay allocated in full). */
-void trainer_apply_limits(const TrainerOptions *options, MnistSplit *train, MnistSplit *test);
+/* The data of a run, once the flags are parsed: the folder data_dir (NULL: the bundled data, found by
+ * train_default_data_dir from bundled_dir), both splits loaded and checked (train_load_mnist), and
+ * --train-limit / --test-limit applied (the first N images of each split are kept; the arrays stay allocated in
+ * full). Exits with a message naming the file and the problem on any error. Returns the folder used. */
+const char *trainer_load_data(const TrainerOptions *options, const char *data_dir, const char *bundled_dir,
+                              MnistSplit *train, MnistSplit *test);
 
 /* Was `name` given on the command line (as "--name value" or "--name=value")? */
 bool flag_given(int argc, char **argv, const char *name);

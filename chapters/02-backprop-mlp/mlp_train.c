@@ -83,16 +83,10 @@ int main(int argc, char **argv)
     if (parsed != FLAGS_OK) {
         error_exit(&err);
     }
-    if (data_dir == NULL) {
-        data_dir = train_default_data_dir(COURSE_DATA_DIR_DEFAULT);
-    }
     trainer_resume_settings(&options, argc, argv);
 
     MnistSplit train, test;
-    if (train_load_mnist(data_dir, &train, &test, &err) != 0) {
-        error_exit(&err);
-    }
-    trainer_apply_limits(&options, &train, &test);
+    data_dir = trainer_load_data(&options, data_dir, COURSE_DATA_DIR_DEFAULT, &train, &test);
     size_t inputs = train.rows * train.cols;
     printf("data: %s: %zu training and %zu test images of %zux%zu\n", data_dir, train.count, test.count, train.rows,
            train.cols);

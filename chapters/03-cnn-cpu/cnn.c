@@ -31,6 +31,17 @@ CnnConfig cnn_default_config(int padding)
     return config;
 }
 
+int cnn_config_for_images(CnnConfig *config, int padding, const MnistSplit *images, const char *data_dir,
+                          CourseError *err)
+{
+    if (images->rows != images->cols) {
+        return error_set(err, data_dir, "the CNN needs square images; these are %zux%zu", images->rows, images->cols);
+    }
+    *config = cnn_default_config(padding);
+    config->image_size = (int)images->rows;
+    return 0;
+}
+
 static void set_tensor(CnnTensor *t, const char *name, int ndim, size_t d0, size_t d1, size_t d2, size_t d3)
 {
     t->name = name;

@@ -53,6 +53,11 @@ typedef struct CnnConfig {
 /* PyTorch's examples/mnist network with the given padding. */
 CnnConfig cnn_default_config(int padding);
 
+/* The trainers' network for a data set: cnn_default_config(padding) sized to its images, which must be square
+ * (err names data_dir otherwise). */
+int cnn_config_for_images(CnnConfig *config, int padding, const MnistSplit *images, const char *data_dir,
+                          CourseError *err);
+
 /* The parameters, in PyTorch's named_parameters() order. */
 enum {
     CNN_CONV1_W, /* (C1, 1, 3, 3) */

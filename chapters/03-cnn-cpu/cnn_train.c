@@ -93,9 +93,6 @@ int main(int argc, char **argv)
     } else {
         die("--gemm: '%s' is not one of: openblas, own", gemm_name);
     }
-    if (data_dir == NULL) {
-        data_dir = train_default_data_dir(COURSE_DATA_DIR_DEFAULT);
-    }
     trainer_resume_settings(&options, argc, argv);
 #ifdef _OPENMP
     omp_set_num_threads(threads);
@@ -103,16 +100,11 @@ int main(int argc, char **argv)
     gemm_set_openblas_threads(1);
 
     MnistSplit train, test;
-    if (train_load_mnist(data_dir, &train, &test, &err) != 0) {
+    data_dir = trainer_load_data(&options, data_dir, COURSE_DATA_DIR_DEFAULT, &train, &test);
+    CnnConfig config;
+    if (cnn_config_for_images(&config, padding, &train, data_dir, &err) != 0) {
         error_exit(&err);
     }
-    trainer_apply_limits(&options, &train, &test);
-    if (train.rows != train.cols || test.rows != train.rows || test.cols != train.cols) {
-        die("%s: the CNN needs square images of one size; found %zux%zu training and %zux%zu test images", data_dir,
-            train.rows, train.cols, test.rows, test.cols);
-    }
-    CnnConfig config = cnn_default_config(padding);
-    config.image_size = (int)train.rows;
     CnnRun run = {.test = &test, .lr = (float)options.lr, .momentum = (float)options.momentum};
     if (cnn_create(&run.net, config, options.batch, backend, &err) != 0) {
         error_exit(&err);

@@ -231,9 +231,6 @@ int main(int argc, char **argv)
     } else if (!run.cuda && strcmp(device, "cpu") == 0) {
         printf("device: cpu\n");
     }
-    if (data == NULL) {
-        data = train_default_data_dir(COURSE_DATA_DIR_DEFAULT);
-    }
     trainer_resume_settings(&options, argc, argv);
 #ifdef _OPENMP
     omp_set_num_threads(threads);
@@ -241,16 +238,11 @@ int main(int argc, char **argv)
     gemm_set_openblas_threads(1);
 
     MnistSplit train, test;
-    if (train_load_mnist(data, &train, &test, &err) != 0) {
+    data = trainer_load_data(&options, data, COURSE_DATA_DIR_DEFAULT, &train, &test);
+    CnnConfig config;
+    if (cnn_config_for_images(&config, padding, &train, data, &err) != 0) {
         error_exit(&err);
     }
-    trainer_apply_limits(&options, &train, &test);
-    if (train.rows != train.cols || test.rows != train.rows || test.cols != train.cols) {
-        die("%s: the CNN needs square images of one size; found %zux%zu training and %zux%zu test images", data,
-            train.rows, train.cols, test.rows, test.cols);
-    }
-    CnnConfig config = cnn_default_config(padding);
-    config.image_size = (int)train.rows;
     better_options.weight_decay_given = flag_given(argc, argv, "--weight-decay");
     if (train_better_setup(&run.better, &better_options, &options, &config, &err) != 0) {
         error_exit(&err);
